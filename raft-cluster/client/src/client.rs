@@ -1,0 +1,330 @@
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::api::{
+    AddLearnerRequest, ChangeMembershipRequest, ClusterStatus, IDEMPOTENCY_KEY, KvEntry, KvList, SetRequest,
+    TxnRequest, TxnResponse, UpdateRequest, WriteResponse,
+};
+use crate::error::Error;
+
+/// Timeouts and retry budget of a [`BooksDb`].
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// How long one attempt at one node may take.
+    pub attempt_timeout: Duration,
+    /// How long a call may take in all, retries included.
+    pub deadline: Duration,
+    /// First pause between attempts; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            attempt_timeout: Duration::from_secs(4),
+            deadline: Duration::from_secs(15),
+            min_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(800),
+        }
+    }
+}
+
+/// A handle on the books database. Cheap to share (`&self` everywhere); clone the `Arc` you keep
+/// it in rather than the client.
+pub struct BooksDb {
+    endpoints: Vec<String>,
+    http: reqwest::Client,
+    options: ClientOptions,
+    /// The endpoint that answered last; calls start there.
+    preferred: AtomicUsize,
+    /// Idempotency keys are `{client_id}:{seq}`: unique per write, the same for its retries.
+    client_id: String,
+    seq: AtomicU64,
+}
+
+/// How one attempt ended.
+enum Attempt {
+    Done(StatusCode, Vec<u8>),
+    /// Worth trying again, maybe at another node.
+    Retry(String),
+}
+
+impl BooksDb {
+    /// A client for these node URLs (`http://host:port`), with default options.
+    pub fn new<I, S>(endpoints: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::with_options(endpoints, ClientOptions::default())
+    }
+
+    /// A client for a comma-separated list of node URLs, as `BOOKS_DB_URL` holds it.
+    pub fn from_url_list(list: &str) -> Result<Self, Error> {
+        Self::new(list.split(',').map(str::trim).filter(|s| !s.is_empty()))
+    }
+
+    pub fn with_options<I, S>(endpoints: I, options: ClientOptions) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let endpoints: Vec<String> = endpoints
+            .into_iter()
+            .map(|e| {
+                let e: String = e.into();
+                let e = e.trim_end_matches('/').to_string();
+                if e.contains("://") { e } else { format!("http://{e}") }
+            })
+            .collect();
+        if endpoints.is_empty() {
+            return Err(Error::Config("no books database endpoint given".into()));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(options.attempt_timeout)
+            .connect_timeout(options.attempt_timeout.min(Duration::from_secs(1)))
+            .no_proxy()
+            .build()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        Ok(Self {
+            endpoints,
+            http,
+            options,
+            preferred: AtomicUsize::new(0),
+            client_id: uuid::Uuid::new_v4().simple().to_string(),
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    /// Linearizable read of one key; `None` when it does not exist.
+    pub async fn get(&self, key: &str) -> Result<Option<KvEntry>, Error> {
+        let (status, body) = self.call(Method::GET, &kv_path(key), None::<&()>, false).await?;
+        match status {
+            StatusCode::OK => decode(&body).map(Some),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(Error::from_body(status.as_u16(), &body)),
+        }
+    }
+
+    /// Read of one key from whichever node answers, without asking the leader: fast, maybe stale.
+    pub async fn get_stale(&self, key: &str) -> Result<Option<KvEntry>, Error> {
+        let path = format!("{}?consistency=stale", kv_path(key));
+        let (status, body) = self.call(Method::GET, &path, None::<&()>, false).await?;
+        match status {
+            StatusCode::OK => decode(&body).map(Some),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(Error::from_body(status.as_u16(), &body)),
+        }
+    }
+
+    /// Linearizable read of every key that starts with `prefix`, in key order.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<KvEntry>, Error> {
+        let path = format!("/kv?prefix={}", encode_component(prefix));
+        let list: KvList = self.expect_ok(Method::GET, &path, None::<&()>, false).await?;
+        Ok(list.items)
+    }
+
+    /// Creates or replaces a key; returns its new version.
+    pub async fn set(&self, key: &str, value: Value) -> Result<u64, Error> {
+        let resp: WriteResponse = self.expect_ok(Method::PUT, &kv_path(key), Some(&SetRequest { value }), true).await?;
+        Ok(resp.version)
+    }
+
+    /// Replaces the value of an existing key, if its version is `if_version` (when given).
+    pub async fn update(&self, key: &str, value: Value, if_version: Option<u64>) -> Result<u64, Error> {
+        let body = UpdateRequest { value, if_version };
+        let (status, body) = self.call(Method::PATCH, &kv_path(key), Some(&body), true).await?;
+        match status {
+            StatusCode::OK => decode::<WriteResponse>(&body).map(|r| r.version),
+            StatusCode::NOT_FOUND => Err(Error::NotFound),
+            StatusCode::CONFLICT => Err(Error::VersionMismatch(error_message(&body))),
+            _ => Err(Error::from_body(status.as_u16(), &body)),
+        }
+    }
+
+    /// Deletes a key; `false` when it did not exist.
+    pub async fn delete(&self, key: &str) -> Result<bool, Error> {
+        let (status, body) = self.call(Method::DELETE, &kv_path(key), None::<&()>, true).await?;
+        match status {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(Error::from_body(status.as_u16(), &body)),
+        }
+    }
+
+    /// Applies a transaction atomically; see [`TxnRequest`].
+    pub async fn txn(&self, txn: &TxnRequest) -> Result<TxnResponse, Error> {
+        self.expect_ok(Method::POST, "/txn", Some(txn), true).await
+    }
+
+    /// The status of the node that answers first (no failover to the leader: any node's view).
+    pub async fn status(&self) -> Result<ClusterStatus, Error> {
+        self.expect_ok(Method::GET, "/cluster/status", None::<&()>, false).await
+    }
+
+    /// The status of one node, by its URL; no retries.
+    pub async fn status_of(&self, endpoint: &str) -> Result<ClusterStatus, Error> {
+        match self.attempt(endpoint, &Method::GET, "/cluster/status", None, None).await {
+            Attempt::Done(StatusCode::OK, body) => decode(&body),
+            Attempt::Done(status, body) => Err(Error::from_body(status.as_u16(), &body)),
+            Attempt::Retry(last) => Err(Error::Unavailable { attempts: 1, last }),
+        }
+    }
+
+    /// Adds a node as a learner and waits until it has caught up.
+    pub async fn add_learner(&self, id: u64, addr: &str) -> Result<(), Error> {
+        let body = AddLearnerRequest { id, addr: addr.to_string() };
+        let _: Value = self.expect_ok(Method::POST, "/cluster/learners", Some(&body), true).await?;
+        Ok(())
+    }
+
+    /// Makes exactly these nodes the voters.
+    pub async fn change_membership(&self, voters: Vec<u64>) -> Result<(), Error> {
+        let body = ChangeMembershipRequest { voters };
+        let _: Value = self.expect_ok(Method::POST, "/cluster/membership", Some(&body), true).await?;
+        Ok(())
+    }
+
+    async fn expect_ok<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        write: bool,
+    ) -> Result<T, Error> {
+        let (status, body) = self.call(method, path, body, write).await?;
+        if status.is_success() { decode(&body) } else { Err(Error::from_body(status.as_u16(), &body)) }
+    }
+
+    /// Sends one request, failing over between nodes and backing off, until a node gives a
+    /// definite answer or the deadline passes. Writes carry one idempotency key for all attempts.
+    async fn call<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        write: bool,
+    ) -> Result<(StatusCode, Vec<u8>), Error> {
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| Error::Protocol(format!("cannot encode the request: {e}")))?;
+        let idempotency_key = write.then(|| format!("{}:{}", self.client_id, self.seq.fetch_add(1, Ordering::Relaxed)));
+        let started = Instant::now();
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(self.options.min_backoff)
+            .with_max_delay(self.options.max_backoff)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        let mut index = self.preferred.load(Ordering::Relaxed);
+        let mut attempts = 0;
+        loop {
+            let endpoint = &self.endpoints[index % self.endpoints.len()];
+            attempts += 1;
+            match self.attempt(endpoint, &method, path, body.as_deref(), idempotency_key.as_deref()).await {
+                Attempt::Done(status, body) => {
+                    self.preferred.store(index % self.endpoints.len(), Ordering::Relaxed);
+                    return Ok((status, body));
+                }
+                Attempt::Retry(reason) => {
+                    tracing::debug!(endpoint, attempts, reason, "books database attempt failed; retrying");
+                    let delay = delays.next().unwrap_or(self.options.max_backoff);
+                    if started.elapsed() + delay >= self.options.deadline {
+                        return Err(Error::Unavailable { attempts, last: reason });
+                    }
+                    tokio::time::sleep(delay).await;
+                    index += 1;
+                }
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        endpoint: &str,
+        method: &Method,
+        path: &str,
+        body: Option<&[u8]>,
+        idempotency_key: Option<&str>,
+    ) -> Attempt {
+        let mut request = self.http.request(method.clone(), format!("{endpoint}{path}"));
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body.to_vec());
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header(IDEMPOTENCY_KEY, key);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => return Attempt::Retry(format!("{endpoint}: {e}")),
+        };
+        let status = response.status();
+        match response.bytes().await {
+            // 5xx means no leader, a timeout or a fault at that node: another node, or the same
+            // node a moment later, may succeed. Writes are idempotent, so retrying is safe.
+            Ok(body) if status.is_server_error() => {
+                Attempt::Retry(format!("{endpoint}: {status}: {}", error_message(&body)))
+            }
+            Ok(body) => Attempt::Done(status, body.to_vec()),
+            Err(e) => Attempt::Retry(format!("{endpoint}: reading the answer: {e}")),
+        }
+    }
+}
+
+fn kv_path(key: &str) -> String {
+    format!("/kv/{}", encode_component(key))
+}
+
+/// Percent-encodes everything but unreserved characters and `/` (keys may be paths).
+fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(body).map_err(|e| Error::Protocol(e.to_string()))
+}
+
+fn error_message(body: &[u8]) -> String {
+    match serde_json::from_slice::<crate::api::ErrorBody>(body) {
+        Ok(b) => format!("{}: {}", b.error.code, b.error.message),
+        Err(_) => String::from_utf8_lossy(body).chars().take(200).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_percent_encoded_but_slashes_kept() {
+        assert_eq!(kv_path("book/1"), "/kv/book/1");
+        assert_eq!(kv_path("a b?c"), "/kv/a%20b%3Fc");
+        assert_eq!(kv_path("ä"), "/kv/%C3%A4");
+    }
+
+    #[test]
+    fn endpoints_get_a_scheme_and_lose_trailing_slashes() {
+        let db = BooksDb::from_url_list("127.0.0.1:1, http://h:2/ ,").unwrap();
+        assert_eq!(db.endpoints(), ["http://127.0.0.1:1", "http://h:2"]);
+        assert!(matches!(BooksDb::from_url_list(" , "), Err(Error::Config(_))));
+    }
+}

@@ -1,0 +1,34 @@
+//! A node of the books database: an openraft Raft node whose log, vote and state machine live in
+//! one redb file, serving the key-value API and the Raft RPCs over HTTP on one address.
+//!
+//! - [`store`]: durable log and state machine
+//! - [`network`]: how this node sends Raft RPCs to its peers
+//! - [`api`]: the HTTP routes (client API, cluster admin, Raft RPCs)
+//! - [`app`]: starting a node from its [`config`]
+
+// pub mod api;
+// pub mod app;
+pub mod command;
+// pub mod config;
+// pub mod network;
+pub mod store;
+
+// pub use app::Node;
+// pub use config::NodeConfig;
+
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// The Raft types of the books database.
+    pub TypeConfig:
+        D = command::Command,
+        R = command::CommandResult,
+);
+
+pub type Raft = openraft::Raft<TypeConfig, store::StateMachineStore>;
+pub type Entry = openraft::alias::EntryOf<TypeConfig>;
+pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
+pub type Vote = openraft::alias::VoteOf<TypeConfig>;
+pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
+pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, std::io::Cursor<Vec<u8>>>;

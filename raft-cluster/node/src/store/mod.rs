@@ -1,0 +1,182 @@
+//! Durable storage of a node: one redb file holding the Raft log, the vote, the state machine and
+//! its latest snapshot.
+//!
+//! Keeping them in one file lets the state machine commit without an fsync of its own: redb makes
+//! a non-durable commit durable together with the next durable one, and every log append or vote
+//! is durable. So after a crash the state machine is at a consistent earlier point of the log,
+//! never ahead of it, and never behind the purged part of it.
+
+mod kv;
+mod log_store;
+mod state_machine;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use kv::{REQUEST_TTL_MS, list, read};
+pub use log_store::LogStore;
+pub use state_machine::StateMachineStore;
+
+/// The file a node keeps in its data dir.
+pub const DB_FILE: &str = "raft-node.redb";
+
+/// Small records (vote, applied position, membership, snapshot), JSON-encoded, by name.
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const NODE_ID: &str = "node.id";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Db(#[from] redb::Error),
+    #[error("stored data cannot be decoded: {0}")]
+    Encoding(#[from] serde_json::Error),
+    #[error("the storage writer has stopped")]
+    WriterStopped,
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(redb::TableError, redb::StorageError, redb::TransactionError, redb::CommitError);
+
+impl From<StoreError> for io::Error {
+    fn from(e: StoreError) -> Self {
+        io::Error::other(e)
+    }
+}
+
+/// Why a data dir cannot be used; each is one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create data dir {dir}: {source}")]
+    CreateDir { dir: PathBuf, source: io::Error },
+    #[error("data dir {dir} is not empty and holds no {DB_FILE}: refusing to use a foreign directory")]
+    Foreign { dir: PathBuf },
+    #[error("data dir {dir} cannot be opened (corrupt, or not a raft-node data dir): {source}")]
+    Corrupt { dir: PathBuf, source: Box<dyn std::error::Error + Send + Sync> },
+    #[error("data dir {dir} belongs to node {stored}, not to --id {requested}")]
+    WrongNode { dir: PathBuf, stored: u64, requested: u64 },
+}
+
+/// Opens (or creates) the node's storage in `dir`, checking that it is this node's.
+pub fn open(dir: &Path, node_id: u64) -> Result<(LogStore, StateMachineStore), OpenError> {
+    std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir { dir: dir.into(), source })?;
+    let path = dir.join(DB_FILE);
+    if !path.exists() {
+        let mut entries = std::fs::read_dir(dir).map_err(|source| OpenError::CreateDir { dir: dir.into(), source })?;
+        if entries.next().is_some() {
+            return Err(OpenError::Foreign { dir: dir.into() });
+        }
+    }
+    let corrupt = |e: Box<dyn std::error::Error + Send + Sync>| OpenError::Corrupt { dir: dir.into(), source: e };
+    let db = Database::create(&path).map_err(|e| corrupt(e.into()))?;
+    let stored_id = claim(&db, node_id).map_err(|e| corrupt(e.into()))?;
+    if stored_id != node_id {
+        return Err(OpenError::WrongNode { dir: dir.into(), stored: stored_id, requested: node_id });
+    }
+    let db = Arc::new(db);
+    let log = LogStore::open(db.clone()).map_err(|e| corrupt(e.into()))?;
+    let sm = StateMachineStore::open(db).map_err(|e| corrupt(e.into()))?;
+    Ok((log, sm))
+}
+
+/// Creates the tables and records which node owns the file; returns the owner.
+fn claim(db: &Database, node_id: u64) -> Result<u64, StoreError> {
+    let txn = db.begin_write()?;
+    let owner = {
+        let mut meta = txn.open_table(META)?;
+        let stored = meta.get(NODE_ID)?.map(|v| serde_json::from_slice::<u64>(v.value())).transpose()?;
+        match stored {
+            Some(owner) => owner,
+            None => {
+                meta.insert(NODE_ID, serde_json::to_vec(&node_id)?.as_slice())?;
+                node_id
+            }
+        }
+    };
+    txn.open_table(log_store::LOG)?;
+    txn.open_table(kv::KV)?;
+    txn.open_table(kv::REQUESTS)?;
+    txn.open_table(kv::REQUESTS_BY_TIME)?;
+    txn.commit()?;
+    Ok(owner)
+}
+
+pub(crate) fn get_meta<T: DeserializeOwned>(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    name: &str,
+) -> Result<Option<T>, StoreError> {
+    match meta.get(name)? {
+        Some(bytes) => Ok(Some(serde_json::from_slice(bytes.value())?)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn put_meta<T: Serialize>(
+    meta: &mut redb::Table<&str, &[u8]>,
+    name: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    meta.insert(name, serde_json::to_vec(value)?.as_slice())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::testing::log::{StoreBuilder, Suite};
+
+    struct TempStores;
+
+    impl StoreBuilder<crate::TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for TempStores {
+        async fn build(
+            &self,
+        ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), openraft::StorageError<crate::TypeConfig>>
+        {
+            use openraft::errors::ErrorSource;
+            let fail = |e: &dyn std::fmt::Display| openraft::StorageError::read(ErrorSource::from_string(e));
+            let dir = tempfile::tempdir().map_err(|e| fail(&e))?;
+            let (log, sm) = open(dir.path(), 0).map_err(|e| fail(&e))?;
+            Ok((dir, log, sm))
+        }
+    }
+
+    #[test]
+    fn passes_openraft_storage_suite() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(Suite::test_all(TempStores)).unwrap();
+    }
+
+    #[test]
+    fn a_data_dir_belongs_to_one_node() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open(dir.path(), 1).unwrap());
+        assert!(open(dir.path(), 1).is_ok(), "reopening as the same node works");
+        let err = open(dir.path(), 2).err().unwrap();
+        assert!(matches!(err, OpenError::WrongNode { stored: 1, requested: 2, .. }), "{err}");
+    }
+
+    #[test]
+    fn foreign_and_corrupt_dirs_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+        assert!(matches!(open(dir.path(), 1), Err(OpenError::Foreign { .. })));
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(DB_FILE), vec![7u8; 10_000]).unwrap();
+        let err = open(dir.path(), 1).err().unwrap();
+        assert!(matches!(err, OpenError::Corrupt { .. }), "{err}");
+        assert_eq!(err.to_string().lines().count(), 1);
+    }
+}
