@@ -10,7 +10,7 @@ use serde_json::Value;
 #[command(name = "books-db", about = "Read and write the books database (a raft-node cluster)")]
 struct Cli {
     /// Node URLs, comma-separated; any node will do.
-    #[arg(long, env = "BOOKS_DB_URL", default_value = "http://127.0.0.1:7001")]
+    #[arg(long, global = true, env = "BOOKS_DB_URL", default_value = "http://127.0.0.1:7001")]
     url: String,
     #[command(subcommand)]
     command: Command,

@@ -1,1 +1,301 @@
+//! Runs a books-database cluster of real `raft-node` processes on this machine, for tests,
+//! benchmarks and the embedded default: free loopback ports, data dirs in a temporary folder, and
+//! the faults a test needs (kill -9, pause, restart). Every process it starts is killed when the
+//! [`LocalCluster`] is dropped, also when a test panics.
 
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use books_db_client::api::ClusterStatus;
+use books_db_client::{BooksDb, ClientOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("no node {0} in this cluster")]
+    UnknownNode(u64),
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(Duration, String),
+    #[error("client: {0}")]
+    Client(#[from] books_db_client::Error),
+}
+
+/// One `raft-node` process (or the place for one, while it is down).
+pub struct LocalNode {
+    pub id: u64,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    /// `--peers` it was started with.
+    peers: String,
+    log: PathBuf,
+    child: Option<Child>,
+    paused: bool,
+}
+
+impl LocalNode {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Where the node's stderr goes.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+}
+
+pub struct LocalCluster {
+    binary: PathBuf,
+    extra_args: Vec<String>,
+    nodes: BTreeMap<u64, LocalNode>,
+    root: tempfile::TempDir,
+    /// For status polls: short timeouts, so a paused node does not hold a poll up.
+    probe: BooksDb,
+}
+
+impl LocalCluster {
+    /// Starts nodes `1..=size` of `binary` (a `raft-node`) as one cluster, with `extra_args`
+    /// added to every node's command line.
+    pub fn start(binary: impl Into<PathBuf>, size: u64, extra_args: &[&str]) -> Result<Self, HarnessError> {
+        let root = tempfile::Builder::new().prefix("books-db-cluster-").tempdir()?;
+        let addrs = free_addrs(size as usize)?;
+        let peers = (1..=size).zip(&addrs).map(|(id, addr)| format!("{id}={addr}")).collect::<Vec<_>>().join(",");
+        let probe_options = ClientOptions {
+            attempt_timeout: Duration::from_millis(500),
+            deadline: Duration::from_millis(500),
+            ..ClientOptions::default()
+        };
+        let mut cluster = Self {
+            binary: binary.into(),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            nodes: BTreeMap::new(),
+            probe: BooksDb::with_options(addrs.iter().map(|a| format!("http://{a}")), probe_options)?,
+            root,
+        };
+        for (id, addr) in (1..=size).zip(addrs) {
+            cluster.add_node(id, addr, peers.clone())?;
+        }
+        Ok(cluster)
+    }
+
+    /// Starts one more node, `id`, that is not in the initial `--peers`: it waits to be added as
+    /// a learner. Returns its address.
+    pub fn start_extra_node(&mut self, id: u64) -> Result<String, HarnessError> {
+        let addr = free_addrs(1)?.remove(0);
+        let peers = self.nodes.values().next().map(|n| n.peers.clone()).unwrap_or_default();
+        self.add_node(id, addr.clone(), peers)?;
+        Ok(addr)
+    }
+
+    fn add_node(&mut self, id: u64, addr: String, peers: String) -> Result<(), HarnessError> {
+        let node = LocalNode {
+            id,
+            data_dir: self.root.path().join(format!("node-{id}")),
+            log: self.root.path().join(format!("node-{id}.log")),
+            addr,
+            peers,
+            child: None,
+            paused: false,
+        };
+        self.nodes.insert(id, node);
+        self.restart(id)
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.keys().copied().collect()
+    }
+
+    pub fn node(&self, id: u64) -> Result<&LocalNode, HarnessError> {
+        self.nodes.get(&id).ok_or(HarnessError::UnknownNode(id))
+    }
+
+    fn node_mut(&mut self, id: u64) -> Result<&mut LocalNode, HarnessError> {
+        self.nodes.get_mut(&id).ok_or(HarnessError::UnknownNode(id))
+    }
+
+    pub fn url(&self, id: u64) -> Result<String, HarnessError> {
+        Ok(self.node(id)?.url())
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.values().map(LocalNode::url).collect()
+    }
+
+    /// A client that knows every node.
+    pub fn client(&self) -> Result<BooksDb, HarnessError> {
+        Ok(BooksDb::new(self.urls())?)
+    }
+
+    /// A client that talks to one node only.
+    pub fn client_of(&self, id: u64) -> Result<BooksDb, HarnessError> {
+        Ok(BooksDb::new([self.url(id)?])?)
+    }
+
+    /// Starts node `id` again with its data dir (or for the first time).
+    pub fn restart(&mut self, id: u64) -> Result<(), HarnessError> {
+        let binary = self.binary.clone();
+        let extra_args = self.extra_args.clone();
+        let node = self.node_mut(id)?;
+        if node.child.is_some() {
+            return Ok(());
+        }
+        let log = File::options().create(true).append(true).open(&node.log)?;
+        let mut command = Command::new(&binary);
+        command
+            .arg("--id")
+            .arg(id.to_string())
+            .arg("--addr")
+            .arg(&node.addr)
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .arg("--peers")
+            .arg(&node.peers)
+            .args(&extra_args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe; it makes the kernel kill the node if this process
+        // dies without dropping the cluster (a test runner killed with SIGKILL, say).
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        node.child = Some(command.spawn()?);
+        node.paused = false;
+        Ok(())
+    }
+
+    /// `kill -9` node `id` and reap it.
+    pub fn kill(&mut self, id: u64) -> Result<(), HarnessError> {
+        let node = self.node_mut(id)?;
+        if let Some(mut child) = node.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        node.paused = false;
+        Ok(())
+    }
+
+    /// Freezes node `id` (SIGSTOP): it keeps its sockets but answers nothing, like a node cut
+    /// off from the network or stalled.
+    pub fn pause(&mut self, id: u64) -> Result<(), HarnessError> {
+        self.signal(id, libc::SIGSTOP)?;
+        self.node_mut(id)?.paused = true;
+        Ok(())
+    }
+
+    pub fn resume(&mut self, id: u64) -> Result<(), HarnessError> {
+        self.signal(id, libc::SIGCONT)?;
+        self.node_mut(id)?.paused = false;
+        Ok(())
+    }
+
+    fn signal(&self, id: u64, signal: libc::c_int) -> Result<(), HarnessError> {
+        let node = self.node(id)?;
+        if let Some(child) = &node.child {
+            // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
+            if unsafe { libc::kill(child.id() as libc::pid_t, signal) } != 0 {
+                return Err(std::io::Error::last_os_error().into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Node `id`'s status, or `None` when it does not answer.
+    pub async fn status(&self, id: u64) -> Option<ClusterStatus> {
+        let node = self.node(id).ok()?;
+        if !node.is_running() || node.paused {
+            return None;
+        }
+        self.probe.status_of(&node.url()).await.ok()
+    }
+
+    /// Polls until `check` holds for node `id`'s status; returns that status.
+    pub async fn wait_for_status(
+        &self,
+        id: u64,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&ClusterStatus) -> bool,
+    ) -> Result<ClusterStatus, HarnessError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.status(id).await
+                && check(&status)
+            {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::Timeout(timeout, format!("node {id}: {what}")));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Polls until a running node says it leads and a majority of the cluster's nodes (the
+    /// leader included) agree; returns the leader's id.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<u64, HarnessError> {
+        let deadline = Instant::now() + timeout;
+        let majority = self.nodes.len() / 2 + 1;
+        loop {
+            let mut statuses = Vec::new();
+            for id in self.nodes.keys() {
+                if let Some(status) = self.status(*id).await {
+                    statuses.push(status);
+                }
+            }
+            if let Some(leader) = statuses.iter().find(|s| s.role == "leader") {
+                let agreeing = statuses.iter().filter(|s| s.leader == Some(leader.id) && s.term == leader.term).count();
+                if agreeing >= majority {
+                    return Ok(leader.id);
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::Timeout(timeout, "a leader".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The last lines of node `id`'s log, to explain a failure.
+    pub fn log_tail(&self, id: u64, lines: usize) -> String {
+        let Ok(node) = self.node(id) else { return String::new() };
+        let text = std::fs::read_to_string(&node.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        let ids = self.ids();
+        if std::thread::panicking() {
+            for id in &ids {
+                eprintln!("--- raft-node {id} log (last lines) ---\n{}", self.log_tail(*id, 30));
+            }
+        }
+        for id in ids {
+            // A stopped process still dies of SIGKILL; resume anyway so nothing lingers stopped.
+            let _ = self.resume(id);
+            let _ = self.kill(id);
+        }
+    }
+}
+
+/// Loopback addresses with ports that were free a moment ago: all held open together, so they
+/// differ, then released for the nodes to bind.
+pub fn free_addrs(count: usize) -> std::io::Result<Vec<String>> {
+    let listeners = (0..count).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<Result<Vec<_>, _>>()?;
+    listeners.iter().map(|l| l.local_addr().map(|a| a.to_string())).collect()
+}

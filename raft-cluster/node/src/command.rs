@@ -62,3 +62,8 @@ impl std::fmt::Display for CommandResult {
         write!(f, "{self:?}")
     }
 }
+
+/// Milliseconds since the Unix epoch, to stamp a command with.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}

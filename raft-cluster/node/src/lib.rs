@@ -4,17 +4,18 @@
 //! - [`store`]: durable log and state machine
 //! - [`network`]: how this node sends Raft RPCs to its peers
 //! - [`api`]: the HTTP routes (client API, cluster admin, Raft RPCs)
-//! - [`app`]: starting a node from its [`config`]
+//! - [`app`]: what the handlers share, and the way to the leader
+//! - [`node`]: starting a node from its [`config`]
 
-// pub mod api;
-// pub mod app;
+pub mod api;
+pub mod app;
 pub mod command;
-// pub mod config;
-// pub mod network;
+pub mod config;
+pub mod network;
+pub mod node;
 pub mod store;
 
-// pub use app::Node;
-// pub use config::NodeConfig;
+pub use config::NodeConfig;
 
 pub type NodeId = u64;
 

@@ -65,6 +65,8 @@ pub enum OpenError {
     Foreign { dir: PathBuf },
     #[error("data dir {dir} cannot be opened (corrupt, or not a raft-node data dir): {source}")]
     Corrupt { dir: PathBuf, source: Box<dyn std::error::Error + Send + Sync> },
+    #[error("data dir {dir} is in use by another process (is this node already running?)")]
+    InUse { dir: PathBuf },
     #[error("data dir {dir} belongs to node {stored}, not to --id {requested}")]
     WrongNode { dir: PathBuf, stored: u64, requested: u64 },
 }
@@ -80,7 +82,10 @@ pub fn open(dir: &Path, node_id: u64) -> Result<(LogStore, StateMachineStore), O
         }
     }
     let corrupt = |e: Box<dyn std::error::Error + Send + Sync>| OpenError::Corrupt { dir: dir.into(), source: e };
-    let db = Database::create(&path).map_err(|e| corrupt(e.into()))?;
+    let db = Database::create(&path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse { dir: dir.into() },
+        e => corrupt(e.into()),
+    })?;
     let stored_id = claim(&db, node_id).map_err(|e| corrupt(e.into()))?;
     if stored_id != node_id {
         return Err(OpenError::WrongNode { dir: dir.into(), stored: stored_id, requested: node_id });

@@ -1,0 +1,74 @@
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use books_db_client::api::{ErrorBody, ErrorDetail};
+use serde::de::DeserializeOwned;
+
+use crate::store::StoreError;
+
+/// An error answer: a status and `{"error": {"code", "message"}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 503: the cluster cannot serve this now (no leader, no quorum, timeout); a retry may work.
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code.into(), message: self.message, leader: None } };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "storage failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(status, "body_too_large", "the body is larger than this node accepts (see --max-body-bytes)")
+        } else {
+            Self::new(status, "invalid_body", rejection.body_text())
+        }
+    }
+}
+
+/// Parses a JSON object body whatever its Content-Type says.
+pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    // serde would also read a struct from an array (`[1]` as `{"value": 1}`): refuse that shape.
+    if body.trim_ascii_start().first().is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde_json::Value>(body).is_ok()
+    {
+        return Err(ApiError::bad_request("invalid_body", "the body must be a JSON object"));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let code = match e.classify() {
+            serde_json::error::Category::Data => "invalid_body",
+            _ => "invalid_json",
+        };
+        ApiError::bad_request(code, format!("the body is not valid: {e}"))
+    })
+}

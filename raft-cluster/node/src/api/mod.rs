@@ -1,0 +1,46 @@
+//! The HTTP routes of a node: the key-value API, cluster admin, and the Raft RPCs of its peers.
+
+mod cluster;
+mod error;
+mod kv;
+mod raft_rpc;
+mod request;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+
+use crate::app::App;
+
+pub use error::ApiError;
+pub use request::Incoming;
+
+/// Raft RPCs carry snapshots and batches of entries: far larger than a client's request.
+const MAX_RAFT_RPC_BYTES: usize = 512 * 1024 * 1024;
+
+pub fn router(app: Arc<App>) -> Router {
+    let client_api = Router::new()
+        .route("/kv", get(kv::list))
+        .route("/kv/{*key}", get(kv::get).put(kv::set).patch(kv::update).delete(kv::delete))
+        .route("/txn", post(kv::txn))
+        .route("/cluster/status", get(cluster::status))
+        .route("/cluster/learners", post(cluster::add_learner))
+        .route("/cluster/membership", post(cluster::change_membership))
+        .layer(DefaultBodyLimit::max(app.config.max_body_bytes));
+    let raft_rpc = Router::new()
+        .route("/raft/append", post(raft_rpc::append))
+        .route("/raft/vote", post(raft_rpc::vote))
+        .route("/raft/pre-vote", post(raft_rpc::pre_vote))
+        .route("/raft/snapshot", post(raft_rpc::snapshot))
+        .layer(DefaultBodyLimit::max(MAX_RAFT_RPC_BYTES));
+    client_api
+        .merge(raft_rpc)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+        })
+        .with_state(app)
+}

@@ -1,0 +1,149 @@
+//! What every request handler shares: the Raft node, its state machine, and the way to the leader.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use books_db_client::api::IDEMPOTENCY_KEY;
+use openraft::errors::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
+use openraft::{BasicNode, ReadPolicy};
+
+use crate::api::{ApiError, Incoming};
+use crate::command::{Command, CommandResult, Operation, now_ms};
+use crate::store::StateMachineStore;
+use crate::{NodeConfig, NodeId, Raft, TypeConfig};
+
+/// Marks a request one node forwarded to another, so it is forwarded at most once.
+pub const FORWARDED_BY: &str = "x-forwarded-by";
+
+pub struct App {
+    pub id: NodeId,
+    pub raft: Raft,
+    pub state: StateMachineStore,
+    pub config: NodeConfig,
+    /// For forwarding requests to the leader.
+    pub http: reqwest::Client,
+}
+
+/// Where a request is served.
+pub enum Placed<T> {
+    /// Here: this node is the leader and did it.
+    Here(T),
+    /// At the leader, to which the request must be forwarded.
+    Leader(BasicNode),
+}
+
+impl App {
+    /// Wraps a client's operation into a log command, with its idempotency key if it sent one.
+    pub fn command(&self, headers: &HeaderMap, operation: Operation) -> Result<Command, ApiError> {
+        let request_id = match headers.get(IDEMPOTENCY_KEY) {
+            None => None,
+            Some(v) => match v.to_str() {
+                Ok(id) if !id.is_empty() && id.len() <= 200 => Some(id.to_string()),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "invalid_idempotency_key",
+                        "Idempotency-Key must be 1 to 200 visible ASCII characters",
+                    ));
+                }
+            },
+        };
+        Ok(Command { request_id, at_ms: now_ms(), operation })
+    }
+
+    /// Commits a command through Raft if this node leads; otherwise says where the leader is.
+    pub async fn write(&self, command: Command) -> Result<Placed<CommandResult>, ApiError> {
+        if let Err(forward) = self.raft.as_leader() {
+            return leader_of(forward).map(Placed::Leader);
+        }
+        let written = tokio::time::timeout(self.config.request_timeout(), self.raft.client_write(command)).await;
+        match written {
+            Ok(Ok(response)) => Ok(Placed::Here(response.data)),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+                leader_of(forward).map(Placed::Leader)
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)))) => Err(ApiError::unavailable(
+                "leader_changed",
+                "the leader changed before the write committed; retry it with the same Idempotency-Key",
+            )),
+            Ok(Err(RaftError::APIError(e))) => Err(ApiError::new(StatusCode::CONFLICT, "write_refused", e.to_string())),
+            Ok(Err(RaftError::Fatal(e))) => Err(ApiError::unavailable("node_stopped", e.to_string())),
+            Err(_) => Err(self.timed_out("write")),
+        }
+    }
+
+    /// Makes a following local read linearizable (ReadIndex), or says where the leader is.
+    pub async fn linearize(&self) -> Result<Placed<()>, ApiError> {
+        if let Err(forward) = self.raft.as_leader() {
+            return leader_of(forward).map(Placed::Leader);
+        }
+        let confirmed =
+            tokio::time::timeout(self.config.request_timeout(), self.raft.ensure_linearizable(ReadPolicy::ReadIndex))
+                .await;
+        match confirmed {
+            Ok(Ok(_)) => Ok(Placed::Here(())),
+            Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(forward)))) => {
+                leader_of(forward).map(Placed::Leader)
+            }
+            Ok(Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(e)))) => {
+                Err(ApiError::unavailable("no_quorum", e.to_string()))
+            }
+            Ok(Err(RaftError::Fatal(e))) => Err(ApiError::unavailable("node_stopped", e.to_string())),
+            Err(_) => Err(self.timed_out("read")),
+        }
+    }
+
+    fn timed_out(&self, what: &str) -> ApiError {
+        let ms = self.config.request_timeout_ms;
+        ApiError::unavailable(
+            "timeout",
+            format!(
+                "the cluster did not confirm the {what} within {ms} ms (no quorum?); retry with the same Idempotency-Key"
+            ),
+        )
+    }
+
+    /// Sends a request on to the leader and relays its answer.
+    pub async fn forward(&self, leader: &BasicNode, request: &Incoming) -> Response {
+        if request.headers.contains_key(FORWARDED_BY) {
+            // The node that forwarded this thought we lead; we think someone else does. Let the
+            // client retry rather than bounce the request around during an election.
+            return ApiError::unavailable("not_leader", format!("node {} is not the leader; retry", self.id))
+                .into_response();
+        }
+        let path = request.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut forwarded = self
+            .http
+            .request(request.method.clone(), format!("http://{}{path}", leader.addr))
+            .timeout(self.config.request_timeout() + Duration::from_millis(500))
+            .header(FORWARDED_BY, self.id.to_string())
+            .body(request.body.clone());
+        for name in [axum::http::header::CONTENT_TYPE.as_str(), IDEMPOTENCY_KEY] {
+            if let Some(value) = request.headers.get(name) {
+                forwarded = forwarded.header(name, value.as_bytes());
+            }
+        }
+        let answer = match forwarded.send().await {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::warn!(leader = %leader.addr, error = %e, "forwarding to the leader failed");
+                return ApiError::unavailable(
+                    "leader_unreachable",
+                    format!("the leader at {} did not answer", leader.addr),
+                )
+                .into_response();
+            }
+        };
+        let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        match answer.bytes().await {
+            Ok(body) => (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response(),
+            Err(e) => {
+                ApiError::unavailable("leader_unreachable", format!("reading the leader's answer: {e}")).into_response()
+            }
+        }
+    }
+}
+
+fn leader_of(forward: ForwardToLeader<TypeConfig>) -> Result<BasicNode, ApiError> {
+    forward.leader_node.ok_or_else(|| ApiError::unavailable("no_leader", "the cluster has no leader right now; retry"))
+}
