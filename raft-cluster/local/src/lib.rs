@@ -163,15 +163,7 @@ impl LocalCluster {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        // SAFETY: prctl is async-signal-safe; it makes the kernel kill the node if this process
-        // dies without dropping the cluster (a test runner killed with SIGKILL, say).
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        node.child = Some(command.spawn()?);
+        node.child = Some(spawn_tied(&mut command)?);
         node.paused = false;
         Ok(())
     }
@@ -291,6 +283,19 @@ impl Drop for LocalCluster {
             let _ = self.kill(id);
         }
     }
+}
+
+/// Spawns a process that the kernel kills if the spawning thread dies first (a test runner killed
+/// with SIGKILL, say), so no server outlives the test or tool that started it.
+pub fn spawn_tied(command: &mut Command) -> std::io::Result<Child> {
+    // SAFETY: prctl(2) is async-signal-safe, as code between fork and exec must be.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    command.spawn()
 }
 
 /// Loopback addresses with ports that were free a moment ago: all held open together, so they

@@ -1,10 +1,12 @@
-//! Durable storage of a node: one redb file holding the Raft log, the vote, the state machine and
-//! its latest snapshot.
+//! Durable storage of a node, in two redb files: the Raft log with the vote, and the state machine
+//! with its latest snapshot.
 //!
-//! Keeping them in one file lets the state machine commit without an fsync of its own: redb makes
-//! a non-durable commit durable together with the next durable one, and every log append or vote
-//! is durable. So after a crash the state machine is at a consistent earlier point of the log,
-//! never ahead of it, and never behind the purged part of it.
+//! Every log append and vote is fsynced before openraft hears it is done. The state machine
+//! commits without an fsync (redb makes such commits durable with the next durable one), and
+//! durably at every snapshot and every few thousand entries. After a crash it is therefore at a
+//! consistent earlier point of the log, and openraft applies the rest again from the log. Two
+//! files, because redb has one writer per file: the state machine's commits must not wait behind
+//! the log's fsyncs.
 
 mod kv;
 mod log_store;
@@ -22,8 +24,10 @@ pub use kv::{REQUEST_TTL_MS, list, read};
 pub use log_store::LogStore;
 pub use state_machine::StateMachineStore;
 
-/// The file a node keeps in its data dir.
-pub const DB_FILE: &str = "raft-node.redb";
+/// The log's file in a data dir; its presence marks a raft-node data dir.
+pub const LOG_FILE: &str = "raft-log.redb";
+/// The state machine's file in a data dir.
+pub const STATE_FILE: &str = "raft-state.redb";
 
 /// Small records (vote, applied position, membership, snapshot), JSON-encoded, by name.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -61,7 +65,7 @@ impl From<StoreError> for io::Error {
 pub enum OpenError {
     #[error("cannot create data dir {dir}: {source}")]
     CreateDir { dir: PathBuf, source: io::Error },
-    #[error("data dir {dir} is not empty and holds no {DB_FILE}: refusing to use a foreign directory")]
+    #[error("data dir {dir} is not empty and holds no {LOG_FILE}: refusing to use a foreign directory")]
     Foreign { dir: PathBuf },
     #[error("data dir {dir} cannot be opened (corrupt, or not a raft-node data dir): {source}")]
     Corrupt { dir: PathBuf, source: Box<dyn std::error::Error + Send + Sync> },
@@ -74,7 +78,7 @@ pub enum OpenError {
 /// Opens (or creates) the node's storage in `dir`, checking that it is this node's.
 pub fn open(dir: &Path, node_id: u64) -> Result<(LogStore, StateMachineStore), OpenError> {
     std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir { dir: dir.into(), source })?;
-    let path = dir.join(DB_FILE);
+    let path = dir.join(LOG_FILE);
     if !path.exists() {
         let mut entries = std::fs::read_dir(dir).map_err(|source| OpenError::CreateDir { dir: dir.into(), source })?;
         if entries.next().is_some() {
@@ -82,21 +86,24 @@ pub fn open(dir: &Path, node_id: u64) -> Result<(LogStore, StateMachineStore), O
         }
     }
     let corrupt = |e: Box<dyn std::error::Error + Send + Sync>| OpenError::Corrupt { dir: dir.into(), source: e };
-    let db = Database::create(&path).map_err(|e| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse { dir: dir.into() },
-        e => corrupt(e.into()),
-    })?;
-    let stored_id = claim(&db, node_id).map_err(|e| corrupt(e.into()))?;
+    let create = |path: PathBuf| {
+        Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse { dir: dir.into() },
+            e => corrupt(e.into()),
+        })
+    };
+    let log_db = create(path)?;
+    let stored_id = claim(&log_db, node_id).map_err(|e| corrupt(e.into()))?;
     if stored_id != node_id {
         return Err(OpenError::WrongNode { dir: dir.into(), stored: stored_id, requested: node_id });
     }
-    let db = Arc::new(db);
-    let log = LogStore::open(db.clone()).map_err(|e| corrupt(e.into()))?;
-    let sm = StateMachineStore::open(db).map_err(|e| corrupt(e.into()))?;
+    let state_db = create(dir.join(STATE_FILE))?;
+    let log = LogStore::open(Arc::new(log_db)).map_err(|e| corrupt(e.into()))?;
+    let sm = StateMachineStore::open(Arc::new(state_db)).map_err(|e| corrupt(e.into()))?;
     Ok((log, sm))
 }
 
-/// Creates the tables and records which node owns the file; returns the owner.
+/// Records which node owns the log file, unless one is recorded; returns the owner.
 fn claim(db: &Database, node_id: u64) -> Result<u64, StoreError> {
     let txn = db.begin_write()?;
     let owner = {
@@ -111,9 +118,6 @@ fn claim(db: &Database, node_id: u64) -> Result<u64, StoreError> {
         }
     };
     txn.open_table(log_store::LOG)?;
-    txn.open_table(kv::KV)?;
-    txn.open_table(kv::REQUESTS)?;
-    txn.open_table(kv::REQUESTS_BY_TIME)?;
     txn.commit()?;
     Ok(owner)
 }
@@ -179,7 +183,7 @@ mod tests {
         assert!(matches!(open(dir.path(), 1), Err(OpenError::Foreign { .. })));
 
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(DB_FILE), vec![7u8; 10_000]).unwrap();
+        std::fs::write(dir.path().join(LOG_FILE), vec![7u8; 10_000]).unwrap();
         let err = open(dir.path(), 1).err().unwrap();
         assert!(matches!(err, OpenError::Corrupt { .. }), "{err}");
         assert_eq!(err.to_string().lines().count(), 1);

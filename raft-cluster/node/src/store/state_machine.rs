@@ -3,6 +3,7 @@
 
 use std::io::{self, Cursor};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::TryStreamExt;
 use openraft::storage::{EntryResponder, RaftStateMachine};
@@ -20,10 +21,16 @@ const MEMBERSHIP: &str = "sm.membership";
 const SNAPSHOT_META: &str = "snapshot.meta";
 const SNAPSHOT_DATA: &str = "snapshot.data";
 
+/// Entries applied between two durable commits of the state machine: bounds how much of the log a
+/// restarted node applies again.
+const DURABLE_EVERY: u64 = 4096;
+
 /// Handle on the state machine; clones share the same database.
 #[derive(Clone)]
 pub struct StateMachineStore {
     db: Arc<Database>,
+    /// Entries applied since the last durable commit.
+    not_durable: Arc<AtomicU64>,
 }
 
 /// A snapshot's contents: every key and every remembered idempotency key, so a node that installs
@@ -36,7 +43,13 @@ struct SnapshotContents {
 
 impl StateMachineStore {
     pub(crate) fn open(db: Arc<Database>) -> Result<Self, StoreError> {
-        Ok(Self { db })
+        let txn = db.begin_write()?;
+        txn.open_table(META)?;
+        txn.open_table(KV)?;
+        txn.open_table(REQUESTS)?;
+        txn.open_table(REQUESTS_BY_TIME)?;
+        txn.commit()?;
+        Ok(Self { db, not_durable: Arc::new(AtomicU64::new(0)) })
     }
 
     /// The database, for reads of the applied state.
@@ -50,11 +63,16 @@ impl StateMachineStore {
         Ok((get_meta(&meta, APPLIED)?, get_meta(&meta, MEMBERSHIP)?.unwrap_or_default()))
     }
 
-    /// Applies a batch of committed entries in one transaction. The commit is not fsynced: see the
-    /// module docs of `store` for why that is safe.
-    fn apply_entries(db: &Database, entries: &[Entry]) -> Result<Vec<CommandResult>, StoreError> {
-        let mut txn = db.begin_write()?;
-        txn.set_durability(Durability::None).map_err(|e| StoreError::Db(redb::Error::from(e)))?;
+    /// Applies a batch of committed entries in one transaction. Most commits are not fsynced: see
+    /// the module docs of `store` for why that is safe.
+    fn apply_entries(&self, entries: &[Entry]) -> Result<Vec<CommandResult>, StoreError> {
+        let mut txn = self.db.begin_write()?;
+        let pending = self.not_durable.fetch_add(entries.len() as u64, Ordering::Relaxed) + entries.len() as u64;
+        if pending < DURABLE_EVERY {
+            txn.set_durability(Durability::None).map_err(|e| StoreError::Db(redb::Error::from(e)))?;
+        } else {
+            self.not_durable.store(0, Ordering::Relaxed);
+        }
         let mut results = Vec::with_capacity(entries.len());
         let mut membership = None;
         for entry in entries {
@@ -110,11 +128,10 @@ impl StateMachineStore {
         data: &[u8],
         contents: Option<&SnapshotContents>,
     ) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write()?;
-        if contents.is_none() {
-            // Only a record of what the state already holds; the next durable commit covers it.
-            txn.set_durability(Durability::None).map_err(|e| StoreError::Db(redb::Error::from(e)))?;
-        }
+        // Durable: openraft purges the log up to a snapshot, so the state it reflects must be on
+        // disk first; this commit also makes every earlier non-durable one durable.
+        let txn = self.db.begin_write()?;
+        self.not_durable.store(0, Ordering::Relaxed);
         if let Some(contents) = contents {
             replace_state(&txn, contents)?;
             let mut table = txn.open_table(META)?;
@@ -188,10 +205,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         if entries.is_empty() {
             return Ok(());
         }
-        let db = self.db.clone();
-        let results = tokio::task::spawn_blocking(move || Self::apply_entries(&db, &entries))
-            .await
-            .map_err(io::Error::other)??;
+        let this = self.clone();
+        let results =
+            tokio::task::spawn_blocking(move || this.apply_entries(&entries)).await.map_err(io::Error::other)??;
         for (responder, result) in responders.into_iter().zip(results) {
             if let Some(responder) = responder {
                 responder.send(result);
@@ -253,13 +269,13 @@ mod tests {
                 entry(3, Operation::Delete { key: "book/2".into() }),
                 entry(4, set("stock/1", json!(7))),
             ];
-            StateMachineStore::apply_entries(&source.db, &entries).unwrap();
+            source.apply_entries(&entries).unwrap();
             let snapshot = source.build_snapshot().await.unwrap();
             assert_eq!(snapshot.meta.last_log_id.map(|id| id.index()), Some(4));
 
             let target_dir = tempfile::tempdir().unwrap();
             let (_log2, mut target) = crate::store::open(target_dir.path(), 2).unwrap();
-            StateMachineStore::apply_entries(&target.db, &[entry(1, set("stale", json!(true)))]).unwrap();
+            target.apply_entries(&[entry(1, set("stale", json!(true)))]).unwrap();
             target.install_snapshot(&snapshot.meta, snapshot.snapshot).await.unwrap();
 
             assert_eq!(crate::store::list(&source.db, "").unwrap(), crate::store::list(&target.db, "").unwrap());
@@ -270,7 +286,7 @@ mod tests {
 
             // The idempotency keys came along: replaying entry 4 on the target changes nothing.
             let replay = entry_with_id(5, "c:4", set("stock/1", json!(0)));
-            let results = StateMachineStore::apply_entries(&target.db, &[replay]).unwrap();
+            let results = target.apply_entries(&[replay]).unwrap();
             assert_eq!(results, vec![CommandResult::Written { version: 4 }]);
             assert_eq!(crate::store::read(&target.db, "stock/1").unwrap().unwrap().value, json!(7));
         });

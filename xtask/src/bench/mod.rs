@@ -1,0 +1,22 @@
+//! Benchmarks: commands that print figures, never assertions.
+
+mod etcd;
+mod load;
+mod raft;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum Bench {
+    /// The books database (three raft-node processes) against a three-node etcd, same workload,
+    /// same run: writes and linearizable reads at several client counts.
+    Raft(raft::RaftBench),
+}
+
+pub fn run(bench: Bench) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match bench {
+        Bench::Raft(options) => runtime.block_on(raft::run(options)),
+    }
+}

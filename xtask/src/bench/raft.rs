@@ -1,0 +1,173 @@
+//! `cargo xtask bench raft`: the books database against etcd, same workload, same run.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use raft_local_cluster::LocalCluster;
+use serde_json::json;
+
+use super::etcd::EtcdCluster;
+use super::load::{Sample, drive};
+
+#[derive(clap::Args)]
+pub struct RaftBench {
+    /// Seconds each measurement runs.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Concurrent clients, comma-separated; each client has its own connection to one node.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 64])]
+    clients: Vec<usize>,
+    /// Size of each written value.
+    #[arg(long, default_value_t = 100)]
+    value_bytes: usize,
+    /// A raft-node binary to use; by default it is built in release mode.
+    #[arg(long)]
+    raft_node: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Op {
+    Write,
+    Read,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum System {
+    BooksDb,
+    Etcd,
+}
+
+impl System {
+    fn name(self) -> &'static str {
+        match self {
+            System::BooksDb => "books-db",
+            System::Etcd => "etcd",
+        }
+    }
+}
+
+struct Row {
+    system: System,
+    op: Op,
+    clients: usize,
+    sample: Sample,
+}
+
+pub async fn run(options: RaftBench) -> Result<()> {
+    if options.seconds <= 0.0 || options.clients.contains(&0) {
+        bail!("--seconds and every --clients value must be positive");
+    }
+    let binary = match &options.raft_node {
+        Some(path) => path.clone(),
+        None => build_raft_node()?,
+    };
+    let ours = LocalCluster::start(&binary, 3, &[]).context("starting the books database")?;
+    ours.wait_for_leader(Duration::from_secs(15)).await.context("books database election")?;
+    let etcd = EtcdCluster::start(3)?;
+    etcd.wait_healthy(Duration::from_secs(30)).await?;
+    let value = "x".repeat(options.value_bytes);
+    let duration = Duration::from_secs_f64(options.seconds);
+    println!(
+        "3 raft-node vs 3 etcd on 127.0.0.1, {} cores; {} B values; {:.1} s per point; clients spread over the 3 nodes",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        options.value_bytes,
+        options.seconds
+    );
+    println!(
+        "{:<9} {:<6} {:>7} {:>10} {:>8} {:>8} {:>7}",
+        "system", "op", "clients", "ops/s", "p50 ms", "p99 ms", "errors"
+    );
+
+    let mut rows = Vec::new();
+    for op in [Op::Write, Op::Read] {
+        for &clients in &options.clients {
+            // Alternate the systems at each point, so both see the same machine conditions.
+            for system in [System::BooksDb, System::Etcd] {
+                let urls = Arc::new(match system {
+                    System::BooksDb => ours.urls(),
+                    System::Etcd => etcd.client_urls.clone(),
+                });
+                let value = value.clone();
+                let sample = drive(clients, duration, move |http, client, i| {
+                    request(http, urls.clone(), system, op, client, i, value.clone())
+                })
+                .await?;
+                println!(
+                    "{:<9} {:<6} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>7}",
+                    system.name(),
+                    if op == Op::Write { "write" } else { "read" },
+                    clients,
+                    sample.throughput(),
+                    sample.percentile_ms(0.50),
+                    sample.percentile_ms(0.99),
+                    sample.errors
+                );
+                rows.push(Row { system, op, clients, sample });
+            }
+        }
+    }
+
+    println!("\nbooks-db / etcd (throughput: higher is better; p99: lower is better)");
+    for op in [Op::Write, Op::Read] {
+        for &clients in &options.clients {
+            let find = |system| rows.iter().find(|r| r.system == system && r.op == op && r.clients == clients);
+            if let (Some(ours), Some(theirs)) = (find(System::BooksDb), find(System::Etcd)) {
+                println!(
+                    "{:<6} {:>3} clients: throughput {:.2}x, p50 {:.2}x, p99 {:.2}x",
+                    if op == Op::Write { "write" } else { "read" },
+                    clients,
+                    ours.sample.throughput() / theirs.sample.throughput(),
+                    ours.sample.percentile_ms(0.50) / theirs.sample.percentile_ms(0.50),
+                    ours.sample.percentile_ms(0.99) / theirs.sample.percentile_ms(0.99),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn build_raft_node() -> Result<PathBuf> {
+    eprintln!("building raft-node (release)...");
+    let code = crate::cargo(&["build", "--release", "--quiet", "-p", "raft-node"])?;
+    if code != std::process::ExitCode::SUCCESS {
+        bail!("building raft-node failed");
+    }
+    Ok(crate::workspace_root().join("target/release/raft-node"))
+}
+
+/// One request of the workload. Each client writes and reads its own 100 keys.
+async fn request(
+    http: reqwest::Client,
+    urls: Arc<Vec<String>>,
+    system: System,
+    op: Op,
+    client: usize,
+    i: u64,
+    value: String,
+) -> bool {
+    let url = &urls[client % urls.len()];
+    let key = format!("bench/{client}/{}", i % 100);
+    let request = match (system, op) {
+        (System::BooksDb, Op::Write) => http.put(format!("{url}/kv/{key}")).json(&json!({ "value": value })),
+        (System::BooksDb, Op::Read) => http.get(format!("{url}/kv/{key}")),
+        (System::Etcd, Op::Write) => http
+            .post(format!("{url}/v3/kv/put"))
+            .json(&json!({ "key": BASE64.encode(&key), "value": BASE64.encode(&value) })),
+        // etcd's range is linearizable unless `serializable` is set.
+        (System::Etcd, Op::Read) => {
+            http.post(format!("{url}/v3/kv/range")).json(&json!({ "key": BASE64.encode(&key) }))
+        }
+    };
+    match request.send().await {
+        // Read the body, so the connection is reused.
+        Ok(response) => {
+            let status = response.status();
+            response.bytes().await.is_ok() && (status.is_success() || (op == Op::Read && status.as_u16() == 404))
+        }
+        Err(_) => false,
+    }
+}
