@@ -1,7 +1,8 @@
-//! Project tasks: `cargo xtask test` runs every test; `cargo xtask bench raft` measures the books
-//! database against etcd.
+//! Project tasks: `cargo xtask up` runs the system, `cargo xtask test` runs every test,
+//! `cargo xtask bench raft` measures the books database against etcd.
 
 mod bench;
+mod up;
 
 use std::process::{Command, ExitCode};
 
@@ -17,6 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Run the system on this machine until Ctrl-C.
+    Up(up::Up),
     /// Run every test of the workspace (unit, multi-process and storage-suite tests).
     Test,
     /// Run a benchmark and print its figures.
@@ -36,6 +39,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.task {
+        Task::Up(options) => {
+            up::run(options)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Task::Test => cargo(&["test", "--workspace", "--all-targets"]),
         Task::Bench(bench) => {
             bench::run(bench)?;
@@ -53,6 +60,15 @@ pub fn cargo(args: &[&str]) -> Result<ExitCode> {
         .status()
         .with_context(|| format!("running {cargo} {}", args.join(" ")))?;
     Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Builds a binary of the workspace in release mode; returns its path.
+pub fn build_release(binary: &str) -> Result<std::path::PathBuf> {
+    eprintln!("building {binary} (release)...");
+    if cargo(&["build", "--release", "--quiet", "--bin", binary])? != ExitCode::SUCCESS {
+        anyhow::bail!("building {binary} failed");
+    }
+    Ok(workspace_root().join("target/release").join(binary))
 }
 
 pub fn workspace_root() -> std::path::PathBuf {

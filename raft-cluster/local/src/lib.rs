@@ -53,11 +53,28 @@ impl LocalNode {
     }
 }
 
+/// Where the nodes' data dirs and logs live.
+enum Root {
+    /// Removed with the cluster (tests, benchmarks).
+    Temporary(tempfile::TempDir),
+    /// Kept, so a later run starts from the same data.
+    Kept(PathBuf),
+}
+
+impl Root {
+    fn path(&self) -> &Path {
+        match self {
+            Root::Temporary(dir) => dir.path(),
+            Root::Kept(path) => path,
+        }
+    }
+}
+
 pub struct LocalCluster {
     binary: PathBuf,
     extra_args: Vec<String>,
     nodes: BTreeMap<u64, LocalNode>,
-    root: tempfile::TempDir,
+    root: Root,
     /// For status polls: short timeouts, so a paused node does not hold a poll up.
     probe: BooksDb,
 }
@@ -68,20 +85,37 @@ impl LocalCluster {
     pub fn start(binary: impl Into<PathBuf>, size: u64, extra_args: &[&str]) -> Result<Self, HarnessError> {
         let root = tempfile::Builder::new().prefix("books-db-cluster-").tempdir()?;
         let addrs = free_addrs(size as usize)?;
-        let peers = (1..=size).zip(&addrs).map(|(id, addr)| format!("{id}={addr}")).collect::<Vec<_>>().join(",");
+        Self::start_with(binary.into(), Root::Temporary(root), addrs, extra_args)
+    }
+
+    /// Starts nodes `1..=addrs.len()` on the given addresses, with data dirs and logs kept in
+    /// `root` (a restarted cluster carries on from them).
+    pub fn start_kept(
+        binary: impl Into<PathBuf>,
+        root: impl Into<PathBuf>,
+        addrs: Vec<String>,
+        extra_args: &[&str],
+    ) -> Result<Self, HarnessError> {
+        let root = root.into();
+        std::fs::create_dir_all(&root)?;
+        Self::start_with(binary.into(), Root::Kept(root), addrs, extra_args)
+    }
+
+    fn start_with(binary: PathBuf, root: Root, addrs: Vec<String>, extra_args: &[&str]) -> Result<Self, HarnessError> {
+        let peers = (1..).zip(&addrs).map(|(id, addr)| format!("{id}={addr}")).collect::<Vec<_>>().join(",");
         let probe_options = ClientOptions {
             attempt_timeout: Duration::from_millis(500),
             deadline: Duration::from_millis(500),
             ..ClientOptions::default()
         };
         let mut cluster = Self {
-            binary: binary.into(),
+            binary,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             nodes: BTreeMap::new(),
             probe: BooksDb::with_options(addrs.iter().map(|a| format!("http://{a}")), probe_options)?,
             root,
         };
-        for (id, addr) in (1..=size).zip(addrs) {
+        for (id, addr) in (1..).zip(addrs) {
             cluster.add_node(id, addr, peers.clone())?;
         }
         Ok(cluster)

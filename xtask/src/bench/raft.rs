@@ -63,7 +63,7 @@ pub async fn run(options: RaftBench) -> Result<()> {
     }
     let binary = match &options.raft_node {
         Some(path) => path.clone(),
-        None => build_raft_node()?,
+        None => crate::build_release("raft-node")?,
     };
     let ours = LocalCluster::start(&binary, 3, &[]).context("starting the books database")?;
     ours.wait_for_leader(Duration::from_secs(15)).await.context("books database election")?;
@@ -128,15 +128,6 @@ pub async fn run(options: RaftBench) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn build_raft_node() -> Result<PathBuf> {
-    eprintln!("building raft-node (release)...");
-    let code = crate::cargo(&["build", "--release", "--quiet", "-p", "raft-node"])?;
-    if code != std::process::ExitCode::SUCCESS {
-        bail!("building raft-node failed");
-    }
-    Ok(crate::workspace_root().join("target/release/raft-node"))
 }
 
 /// One request of the workload. Each client writes and reads its own 100 keys.
