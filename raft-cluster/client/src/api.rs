@@ -27,15 +27,19 @@ pub struct KvList {
     pub items: Vec<KvEntry>,
 }
 
+// Request bodies refuse unknown fields: `{"value": 1, "if_version": 3}` (a misspelt `ifVersion`)
+// must not become an unconditional update.
+
 /// `PUT /kv/{key}` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SetRequest {
     pub value: Value,
 }
 
 /// `PATCH /kv/{key}` body: replace the value of an existing key, optionally only at a version.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateRequest {
     pub value: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,6 +54,7 @@ pub struct WriteResponse {
 
 /// `POST /txn` body: if every compare holds, `success` is applied, else `failure` — atomically.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TxnRequest {
     #[serde(default)]
     pub compare: Vec<Compare>,
@@ -85,7 +90,7 @@ pub enum Check {
 /// One write of a transaction. On the wire: `{"put": {"key", "value"}}`, `{"delete": {"key"}}` or
 /// `{"add": {"key", "delta"}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum TxnOp {
     Put {
         key: String,
@@ -155,6 +160,7 @@ pub struct ClusterStatus {
 
 /// `POST /cluster/learners` body: add a node that then catches up with the log.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AddLearnerRequest {
     pub id: u64,
     pub addr: String,
@@ -163,6 +169,7 @@ pub struct AddLearnerRequest {
 /// `POST /cluster/membership` body: the ids of the voters from now on (each must be a member or a
 /// learner already).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChangeMembershipRequest {
     pub voters: Vec<u64>,
 }
@@ -177,12 +184,10 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
-    /// The leader this node knows of, on `not_leader`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub leader: Option<u64>,
 }
 
-/// Checks a key: 1 to [`MAX_KEY_LEN`] bytes, no control characters.
+/// Checks a key: 1 to [`MAX_KEY_LEN`] bytes, no control characters, and no `.` or `..` between
+/// slashes (HTTP clients rewrite such paths, so the key could not be addressed in a URL).
 pub fn validate_key(key: &str) -> Result<(), String> {
     if key.is_empty() {
         return Err("the key is empty".into());
@@ -193,7 +198,18 @@ pub fn validate_key(key: &str) -> Result<(), String> {
     if key.chars().any(char::is_control) {
         return Err("the key contains a control character".into());
     }
+    if key.split('/').any(|segment| segment == "." || segment == "..") {
+        return Err("the key has a `.` or `..` segment".into());
+    }
     Ok(())
+}
+
+/// Checks a node address: `HOST:PORT`.
+pub fn validate_addr(addr: &str) -> Result<(), String> {
+    match addr.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        _ => Err(format!("{addr:?} is not HOST:PORT")),
+    }
 }
 
 #[cfg(test)]
@@ -233,5 +249,24 @@ mod tests {
         assert!(validate_key("a\nb").is_err());
         assert!(validate_key(&"k".repeat(MAX_KEY_LEN + 1)).is_err());
         assert!(validate_key("ключ/📚").is_ok());
+        assert!(validate_key("a/../b").is_err());
+        assert!(validate_key(".").is_err());
+        assert!(validate_key("a/.b/c.").is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(serde_json::from_str::<UpdateRequest>(r#"{"value": 1, "if_version": 3}"#).is_err());
+        assert!(serde_json::from_str::<UpdateRequest>(r#"{"value": 1, "ifVersion": 3}"#).is_ok());
+        assert!(serde_json::from_str::<SetRequest>(r#"{"value": 1, "extra": 0}"#).is_err());
+    }
+
+    #[test]
+    fn addresses_are_checked() {
+        assert!(validate_addr("127.0.0.1:7001").is_ok());
+        assert!(validate_addr("[::1]:7001").is_ok());
+        assert!(validate_addr("nohost").is_err());
+        assert!(validate_addr(":7001").is_err());
+        assert!(validate_addr("h:99999").is_err());
     }
 }

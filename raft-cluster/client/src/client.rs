@@ -9,9 +9,12 @@ use serde_json::Value;
 
 use crate::api::{
     AddLearnerRequest, ChangeMembershipRequest, ClusterStatus, IDEMPOTENCY_KEY, KvEntry, KvList, SetRequest,
-    TxnRequest, TxnResponse, UpdateRequest, WriteResponse,
+    TxnRequest, TxnResponse, UpdateRequest, WriteResponse, validate_key,
 };
 use crate::error::Error;
+
+/// How long membership changes may take: a new learner receives a snapshot and the log first.
+pub const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Timeouts and retry budget of a [`BooksDb`].
 #[derive(Debug, Clone)]
@@ -47,6 +50,13 @@ pub struct BooksDb {
     /// Idempotency keys are `{client_id}:{seq}`: unique per write, the same for its retries.
     client_id: String,
     seq: AtomicU64,
+}
+
+/// Time allowed to one call: per attempt, and in all.
+#[derive(Clone, Copy)]
+struct Budget {
+    attempt: Duration,
+    deadline: Duration,
 }
 
 /// How one attempt ended.
@@ -109,7 +119,7 @@ impl BooksDb {
 
     /// Linearizable read of one key; `None` when it does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<KvEntry>, Error> {
-        let (status, body) = self.call(Method::GET, &kv_path(key), None::<&()>, false).await?;
+        let (status, body) = self.call(Method::GET, &kv_path(key)?, None::<&()>, false).await?;
         match status {
             StatusCode::OK => decode(&body).map(Some),
             StatusCode::NOT_FOUND => Ok(None),
@@ -119,7 +129,7 @@ impl BooksDb {
 
     /// Read of one key from whichever node answers, without asking the leader: fast, maybe stale.
     pub async fn get_stale(&self, key: &str) -> Result<Option<KvEntry>, Error> {
-        let path = format!("{}?consistency=stale", kv_path(key));
+        let path = format!("{}?consistency=stale", kv_path(key)?);
         let (status, body) = self.call(Method::GET, &path, None::<&()>, false).await?;
         match status {
             StatusCode::OK => decode(&body).map(Some),
@@ -137,25 +147,28 @@ impl BooksDb {
 
     /// Creates or replaces a key; returns its new version.
     pub async fn set(&self, key: &str, value: Value) -> Result<u64, Error> {
-        let resp: WriteResponse = self.expect_ok(Method::PUT, &kv_path(key), Some(&SetRequest { value }), true).await?;
+        let resp: WriteResponse =
+            self.expect_ok(Method::PUT, &kv_path(key)?, Some(&SetRequest { value }), true).await?;
         Ok(resp.version)
     }
 
     /// Replaces the value of an existing key, if its version is `if_version` (when given).
     pub async fn update(&self, key: &str, value: Value, if_version: Option<u64>) -> Result<u64, Error> {
         let body = UpdateRequest { value, if_version };
-        let (status, body) = self.call(Method::PATCH, &kv_path(key), Some(&body), true).await?;
+        let (status, body) = self.call(Method::PATCH, &kv_path(key)?, Some(&body), true).await?;
         match status {
             StatusCode::OK => decode::<WriteResponse>(&body).map(|r| r.version),
             StatusCode::NOT_FOUND => Err(Error::NotFound),
-            StatusCode::CONFLICT => Err(Error::VersionMismatch(error_message(&body))),
+            StatusCode::CONFLICT if error_code(&body).as_deref() == Some("version_mismatch") => {
+                Err(Error::VersionMismatch(error_message(&body)))
+            }
             _ => Err(Error::from_body(status.as_u16(), &body)),
         }
     }
 
     /// Deletes a key; `false` when it did not exist.
     pub async fn delete(&self, key: &str) -> Result<bool, Error> {
-        let (status, body) = self.call(Method::DELETE, &kv_path(key), None::<&()>, true).await?;
+        let (status, body) = self.call(Method::DELETE, &kv_path(key)?, None::<&()>, true).await?;
         match status {
             StatusCode::OK => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
@@ -175,7 +188,8 @@ impl BooksDb {
 
     /// The status of one node, by its URL; no retries.
     pub async fn status_of(&self, endpoint: &str) -> Result<ClusterStatus, Error> {
-        match self.attempt(endpoint, &Method::GET, "/cluster/status", None, None).await {
+        let timeout = self.options.attempt_timeout;
+        match self.attempt(endpoint, &Method::GET, "/cluster/status", None, None, timeout).await {
             Attempt::Done(StatusCode::OK, body) => decode(&body),
             Attempt::Done(status, body) => Err(Error::from_body(status.as_u16(), &body)),
             Attempt::Retry(last) => Err(Error::Unavailable { attempts: 1, last }),
@@ -185,15 +199,18 @@ impl BooksDb {
     /// Adds a node as a learner and waits until it has caught up.
     pub async fn add_learner(&self, id: u64, addr: &str) -> Result<(), Error> {
         let body = AddLearnerRequest { id, addr: addr.to_string() };
-        let _: Value = self.expect_ok(Method::POST, "/cluster/learners", Some(&body), true).await?;
-        Ok(())
+        self.change_members("/cluster/learners", &body).await
     }
 
     /// Makes exactly these nodes the voters.
     pub async fn change_membership(&self, voters: Vec<u64>) -> Result<(), Error> {
-        let body = ChangeMembershipRequest { voters };
-        let _: Value = self.expect_ok(Method::POST, "/cluster/membership", Some(&body), true).await?;
-        Ok(())
+        self.change_members("/cluster/membership", &ChangeMembershipRequest { voters }).await
+    }
+
+    async fn change_members<B: Serialize>(&self, path: &str, body: &B) -> Result<(), Error> {
+        let budget = Budget { attempt: MEMBERSHIP_TIMEOUT, deadline: MEMBERSHIP_TIMEOUT + self.options.deadline };
+        let (status, body) = self.call_within(Method::POST, path, Some(body), true, budget).await?;
+        if status.is_success() { Ok(()) } else { Err(Error::from_body(status.as_u16(), &body)) }
     }
 
     async fn expect_ok<B: Serialize, T: DeserializeOwned>(
@@ -207,14 +224,26 @@ impl BooksDb {
         if status.is_success() { decode(&body) } else { Err(Error::from_body(status.as_u16(), &body)) }
     }
 
-    /// Sends one request, failing over between nodes and backing off, until a node gives a
-    /// definite answer or the deadline passes. Writes carry one idempotency key for all attempts.
     async fn call<B: Serialize>(
         &self,
         method: Method,
         path: &str,
         body: Option<&B>,
         write: bool,
+    ) -> Result<(StatusCode, Vec<u8>), Error> {
+        let budget = Budget { attempt: self.options.attempt_timeout, deadline: self.options.deadline };
+        self.call_within(method, path, body, write, budget).await
+    }
+
+    /// Sends one request, failing over between nodes and backing off, until a node gives a
+    /// definite answer or the budget is spent. Writes carry one idempotency key for all attempts.
+    async fn call_within<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        write: bool,
+        budget: Budget,
     ) -> Result<(StatusCode, Vec<u8>), Error> {
         let body = body
             .map(serde_json::to_vec)
@@ -233,7 +262,8 @@ impl BooksDb {
         loop {
             let endpoint = &self.endpoints[index % self.endpoints.len()];
             attempts += 1;
-            match self.attempt(endpoint, &method, path, body.as_deref(), idempotency_key.as_deref()).await {
+            let timeout = budget.attempt.min(budget.deadline.saturating_sub(started.elapsed()));
+            match self.attempt(endpoint, &method, path, body.as_deref(), idempotency_key.as_deref(), timeout).await {
                 Attempt::Done(status, body) => {
                     self.preferred.store(index % self.endpoints.len(), Ordering::Relaxed);
                     return Ok((status, body));
@@ -241,7 +271,7 @@ impl BooksDb {
                 Attempt::Retry(reason) => {
                     tracing::debug!(endpoint, attempts, reason, "books database attempt failed; retrying");
                     let delay = delays.next().unwrap_or(self.options.max_backoff);
-                    if started.elapsed() + delay >= self.options.deadline {
+                    if started.elapsed() + delay >= budget.deadline {
                         return Err(Error::Unavailable { attempts, last: reason });
                     }
                     tokio::time::sleep(delay).await;
@@ -258,8 +288,9 @@ impl BooksDb {
         path: &str,
         body: Option<&[u8]>,
         idempotency_key: Option<&str>,
+        timeout: Duration,
     ) -> Attempt {
-        let mut request = self.http.request(method.clone(), format!("{endpoint}{path}"));
+        let mut request = self.http.request(method.clone(), format!("{endpoint}{path}")).timeout(timeout);
         if let Some(body) = body {
             request = request.header("content-type", "application/json").body(body.to_vec());
         }
@@ -272,9 +303,9 @@ impl BooksDb {
         };
         let status = response.status();
         match response.bytes().await {
-            // 5xx means no leader, a timeout or a fault at that node: another node, or the same
+            // No leader, no quorum, a timeout, an unreachable leader: another node, or the same
             // node a moment later, may succeed. Writes are idempotent, so retrying is safe.
-            Ok(body) if status.is_server_error() => {
+            Ok(body) if matches!(status.as_u16(), 502..=504) => {
                 Attempt::Retry(format!("{endpoint}: {status}: {}", error_message(&body)))
             }
             Ok(body) => Attempt::Done(status, body.to_vec()),
@@ -283,8 +314,9 @@ impl BooksDb {
     }
 }
 
-fn kv_path(key: &str) -> String {
-    format!("/kv/{}", encode_component(key))
+fn kv_path(key: &str) -> Result<String, Error> {
+    validate_key(key).map_err(Error::InvalidKey)?;
+    Ok(format!("/kv/{}", encode_component(key)))
 }
 
 /// Percent-encodes everything but unreserved characters and `/` (keys may be paths).
@@ -303,6 +335,10 @@ fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
     serde_json::from_slice(body).map_err(|e| Error::Protocol(e.to_string()))
 }
 
+fn error_code(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<crate::api::ErrorBody>(body).ok().map(|b| b.error.code)
+}
+
 fn error_message(body: &[u8]) -> String {
     match serde_json::from_slice::<crate::api::ErrorBody>(body) {
         Ok(b) => format!("{}: {}", b.error.code, b.error.message),
@@ -316,9 +352,11 @@ mod tests {
 
     #[test]
     fn keys_are_percent_encoded_but_slashes_kept() {
-        assert_eq!(kv_path("book/1"), "/kv/book/1");
-        assert_eq!(kv_path("a b?c"), "/kv/a%20b%3Fc");
-        assert_eq!(kv_path("ä"), "/kv/%C3%A4");
+        assert_eq!(kv_path("book/1").unwrap(), "/kv/book/1");
+        assert_eq!(kv_path("a b?c").unwrap(), "/kv/a%20b%3Fc");
+        assert_eq!(kv_path("ä").unwrap(), "/kv/%C3%A4");
+        assert!(matches!(kv_path("a/../b"), Err(Error::InvalidKey(_))));
+        assert!(matches!(kv_path(""), Err(Error::InvalidKey(_))));
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub enum Error {
     /// The answer did not have the documented shape.
     #[error("unexpected answer from the books database: {0}")]
     Protocol(String),
+    /// The key cannot be stored (empty, too long, control characters, dot segments).
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
     /// The client was configured without a usable endpoint.
     #[error("invalid books database configuration: {0}")]
     Config(String),

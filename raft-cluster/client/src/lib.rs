@@ -8,5 +8,5 @@ pub mod api;
 mod client;
 mod error;
 
-pub use client::{BooksDb, ClientOptions};
+pub use client::{BooksDb, ClientOptions, MEMBERSHIP_TIMEOUT};
 pub use error::Error;

@@ -64,7 +64,7 @@ impl App {
             }
             Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)))) => Err(ApiError::unavailable(
                 "leader_changed",
-                "the leader changed before the write committed; retry it with the same Idempotency-Key",
+                "the leader changed while the write was pending; it may or may not have been applied: retry it with the same Idempotency-Key",
             )),
             Ok(Err(RaftError::APIError(e))) => Err(ApiError::new(StatusCode::CONFLICT, "write_refused", e.to_string())),
             Ok(Err(RaftError::Fatal(e))) => Err(ApiError::unavailable("node_stopped", e.to_string())),
@@ -103,8 +103,9 @@ impl App {
         )
     }
 
-    /// Sends a request on to the leader and relays its answer.
-    pub async fn forward(&self, leader: &BasicNode, request: &Incoming) -> Response {
+    /// Sends a request on to the leader and relays its answer; `timeout` is how long the leader
+    /// may take to do it.
+    pub async fn forward(&self, leader: &BasicNode, request: &Incoming, timeout: Duration) -> Response {
         if request.headers.contains_key(FORWARDED_BY) {
             // The node that forwarded this thought we lead; we think someone else does. Let the
             // client retry rather than bounce the request around during an election.
@@ -115,7 +116,7 @@ impl App {
         let mut forwarded = self
             .http
             .request(request.method.clone(), format!("http://{}{path}", leader.addr))
-            .timeout(self.config.request_timeout() + Duration::from_millis(500))
+            .timeout(timeout + Duration::from_millis(500))
             .header(FORWARDED_BY, self.id.to_string())
             .body(request.body.clone());
         for name in [axum::http::header::CONTENT_TYPE.as_str(), IDEMPOTENCY_KEY] {

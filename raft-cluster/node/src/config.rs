@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use books_db_client::api::validate_addr;
 use clap::Parser;
 
 /// One node of the books database.
@@ -60,9 +61,7 @@ fn parse_peers(text: &str) -> Result<Peers, String> {
         let (id, addr) = item.split_once('=').ok_or_else(|| format!("peer {item:?} is not ID=HOST:PORT"))?;
         let id: u64 = id.trim().parse().map_err(|_| format!("peer id {id:?} is not a number"))?;
         let addr = addr.trim();
-        if addr.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) {
-            return Err(format!("peer {id} address {addr:?} is not HOST:PORT"));
-        }
+        validate_addr(addr).map_err(|e| format!("peer {id}: {e}"))?;
         if peers.insert(id, addr.to_string()).is_some() {
             return Err(format!("peer {id} is listed twice"));
         }

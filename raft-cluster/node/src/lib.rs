@@ -1,5 +1,5 @@
-//! A node of the books database: an openraft Raft node whose log, vote and state machine live in
-//! one redb file, serving the key-value API and the Raft RPCs over HTTP on one address.
+//! A node of the books database: an openraft Raft node with its log and state machine in redb,
+//! serving the key-value API and the Raft RPCs over HTTP on one address.
 //!
 //! - [`store`]: durable log and state machine
 //! - [`network`]: how this node sends Raft RPCs to its peers

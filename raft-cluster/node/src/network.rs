@@ -9,6 +9,7 @@ use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotRespon
 use openraft::{BasicNode, OptionalSend};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 
 use crate::{NodeId, Snapshot, TypeConfig, Vote};
 
@@ -107,7 +108,12 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let request = SnapshotRequest { vote, meta: snapshot.meta, data: snapshot.snapshot.into_inner() };
+        // Snapshot data is JSON: embed it as is rather than as an array of byte values.
+        let data = String::from_utf8(snapshot.snapshot.into_inner())
+            .ok()
+            .and_then(|text| RawValue::from_string(text).ok())
+            .ok_or_else(|| NetworkError::from_string("snapshot data is not JSON"))?;
+        let request = SnapshotRequest { vote, meta: snapshot.meta, data };
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
             answer = self.call("snapshot", &request, &option) => Ok(answer?),
@@ -120,5 +126,5 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 pub struct SnapshotRequest {
     pub vote: Vote,
     pub meta: crate::SnapshotMeta,
-    pub data: Vec<u8>,
+    pub data: Box<RawValue>,
 }

@@ -50,6 +50,9 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
         max_in_snapshot_log_to_keep: config.keep_logs,
         enable_pre_vote: Some(true),
+        // Sending and installing a whole snapshot takes longer than the 200 ms default allows.
+        install_snapshot_timeout: 30_000,
+        broadcast_submitted_on_append: Some(true),
         ..Default::default()
     }
     .validate()

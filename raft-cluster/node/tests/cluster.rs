@@ -208,6 +208,19 @@ async fn http_api_answers_each_case_with_its_status_and_code() {
     assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_key")));
     let (status, answer) = call(Method::GET, "/kv/a%0Ab", None).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_key")));
+    let (status, answer) = call(Method::GET, "/kv/", None).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_key")));
+    let (status, answer) = call(Method::PATCH, "/kv/a", Some(r#"{"value": 3, "if_version": 1}"#.into())).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_body")), "misspelt ifVersion");
+    // A peer's snapshot that could not be installed is refused before it reaches the state machine.
+    let bad_snapshot = raft_node::network::SnapshotRequest {
+        vote: raft_node::Vote::new_committed(99, 1),
+        meta: Default::default(),
+        data: serde_json::value::RawValue::from_string(r#"{"kv": 7}"#.into()).unwrap(),
+    };
+    let (status, answer) =
+        call(Method::POST, "/raft/snapshot", Some(serde_json::to_string(&bad_snapshot).unwrap())).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_snapshot")));
     let (status, answer) = call(Method::GET, "/kv/a?consistency=sometimes", None).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_query")));
     assert_eq!(call(Method::GET, "/kv/a", None).await.1["value"], json!(2), "failed writes changed nothing");

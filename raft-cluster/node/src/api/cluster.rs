@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use books_db_client::api::{AddLearnerRequest, ChangeMembershipRequest, ClusterStatus, Member};
+use books_db_client::api::{AddLearnerRequest, ChangeMembershipRequest, ClusterStatus, Member, validate_addr};
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::{BasicNode, ServerState};
@@ -19,7 +19,7 @@ use crate::app::App;
 use crate::{NodeId, TypeConfig};
 
 /// A learner may need to receive a snapshot and the log before `add_learner` returns.
-const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(60);
+pub const MEMBERSHIP_TIMEOUT: Duration = books_db_client::MEMBERSHIP_TIMEOUT;
 
 pub async fn status(State(app): State<Arc<App>>) -> Json<ClusterStatus> {
     let metrics = app.raft.metrics().borrow_watched().clone();
@@ -53,9 +53,7 @@ pub async fn status(State(app): State<Arc<App>>) -> Json<ClusterStatus> {
 
 pub async fn add_learner(State(app): State<Arc<App>>, request: Incoming) -> Result<Response, ApiError> {
     let AddLearnerRequest { id, addr } = parse_json(&request.body)?;
-    if addr.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) {
-        return Err(ApiError::bad_request("invalid_addr", format!("{addr:?} is not HOST:PORT")));
-    }
+    validate_addr(&addr).map_err(|e| ApiError::bad_request("invalid_addr", e))?;
     let change = tokio::time::timeout(MEMBERSHIP_TIMEOUT, app.raft.add_learner(id, BasicNode { addr }, true)).await;
     membership_answer(&app, change, &request).await
 }
@@ -79,7 +77,7 @@ async fn membership_answer(app: &App, change: Change, request: &Incoming) -> Res
     match change {
         Ok(Ok(written)) => Ok(Json(serde_json::json!({ "version": written.log_id.index() })).into_response()),
         Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => match forward.leader_node {
-            Some(leader) => Ok(app.forward(&leader, request).await),
+            Some(leader) => Ok(app.forward(&leader, request, MEMBERSHIP_TIMEOUT).await),
             None => Err(ApiError::unavailable("no_leader", "the cluster has no leader right now; retry")),
         },
         Ok(Err(RaftError::APIError(e))) => {

@@ -60,7 +60,7 @@ async fn read_at_leader(
     if consistency == Consistency::Linearizable
         && let Placed::Leader(leader) = app.linearize().await?
     {
-        return Ok(app.forward(&leader, request).await);
+        return Ok(app.forward(&leader, request, app.config.request_timeout()).await);
     }
     read()
 }
@@ -78,6 +78,11 @@ pub async fn get(
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("key {key:?} not found"))),
     })
     .await
+}
+
+/// `/kv/` has no key.
+pub async fn empty_key() -> ApiError {
+    ApiError::bad_request("invalid_key", "the key is empty")
 }
 
 pub async fn list(State(app): State<Arc<App>>, query: ReadQuery, request: Incoming) -> Result<Response, ApiError> {
@@ -126,7 +131,7 @@ async fn write(app: &App, operation: Operation, request: &Incoming) -> Result<Re
     let command = app.command(&request.headers, operation)?;
     match app.write(command).await? {
         Placed::Here(result) => result_response(result),
-        Placed::Leader(leader) => Ok(app.forward(&leader, request).await),
+        Placed::Leader(leader) => Ok(app.forward(&leader, request, app.config.request_timeout()).await),
     }
 }
 

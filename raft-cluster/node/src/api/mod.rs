@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 
 use crate::app::App;
 
@@ -24,6 +24,7 @@ const MAX_RAFT_RPC_BYTES: usize = 512 * 1024 * 1024;
 pub fn router(app: Arc<App>) -> Router {
     let client_api = Router::new()
         .route("/kv", get(kv::list))
+        .route("/kv/", any(kv::empty_key))
         .route("/kv/{*key}", get(kv::get).put(kv::set).patch(kv::update).delete(kv::delete))
         .route("/txn", post(kv::txn))
         .route("/cluster/status", get(cluster::status))

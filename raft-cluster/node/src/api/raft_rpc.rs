@@ -35,6 +35,10 @@ pub async fn pre_vote(State(app): State<Arc<App>>, body: Body) -> Result<Respons
 
 pub async fn snapshot(State(app): State<Arc<App>>, body: Body) -> Result<Response, ApiError> {
     let SnapshotRequest { vote, meta, data } = parse_json(&body?)?;
+    let data = data.get().as_bytes().to_vec();
+    // A snapshot that fails to install would stop this node's state machine: refuse it here.
+    crate::store::validate_snapshot(&data)
+        .map_err(|e| ApiError::bad_request("invalid_snapshot", format!("the snapshot cannot be installed: {e}")))?;
     let snapshot = Snapshot { meta, snapshot: Cursor::new(data) };
     let answer = app.raft.install_full_snapshot(vote, snapshot).await.map_err(RaftError::<TypeConfig>::Fatal);
     Ok(Json(answer).into_response())

@@ -17,11 +17,14 @@ use crate::command::{Command, CommandResult, Operation};
 pub(crate) const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 /// Idempotency key → [`AppliedRequest`] as JSON.
 pub(crate) const REQUESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("requests");
-/// (time applied, idempotency key), to expire old idempotency keys in time order.
-pub(crate) const REQUESTS_BY_TIME: TableDefinition<(u64, &str), ()> = TableDefinition::new("requests_by_time");
+/// (time applied, idempotency key) → log index, to expire old idempotency keys in time order.
+pub(crate) const REQUESTS_BY_TIME: TableDefinition<(u64, &str), u64> = TableDefinition::new("requests_by_time");
 
 /// How long an idempotency key is remembered. Clients retry for seconds, not minutes.
 pub const REQUEST_TTL_MS: u64 = 10 * 60 * 1000;
+/// An idempotency key is also kept until this many log entries have followed it, so that a
+/// leader whose clock runs far ahead cannot expire the keys of retries still in flight.
+pub const REQUEST_MIN_KEPT_ENTRIES: u64 = 100_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct StoredValue {
@@ -32,6 +35,7 @@ pub(crate) struct StoredValue {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct AppliedRequest {
     pub at_ms: u64,
+    pub index: u64,
     pub result: CommandResult,
 }
 
@@ -44,7 +48,12 @@ pub(crate) fn apply_command(
 ) -> Result<CommandResult, StoreError> {
     let mut requests = txn.open_table(REQUESTS)?;
     let mut by_time = txn.open_table(REQUESTS_BY_TIME)?;
-    expire_requests(&mut requests, &mut by_time, command.at_ms.saturating_sub(REQUEST_TTL_MS))?;
+    expire_requests(
+        &mut requests,
+        &mut by_time,
+        command.at_ms.saturating_sub(REQUEST_TTL_MS),
+        index.saturating_sub(REQUEST_MIN_KEPT_ENTRIES),
+    )?;
 
     if let Some(id) = &command.request_id
         && let Some(previous) = requests.get(id.as_str())?
@@ -57,22 +66,40 @@ pub(crate) fn apply_command(
     let result = execute(&mut kv, index, &command.operation)?;
 
     if let Some(id) = &command.request_id {
-        let applied = AppliedRequest { at_ms: command.at_ms, result: result.clone() };
-        requests.insert(id.as_str(), serde_json::to_vec(&applied)?.as_slice())?;
-        by_time.insert((command.at_ms, id.as_str()), ())?;
+        let applied = AppliedRequest { at_ms: command.at_ms, index, result: result.clone() };
+        remember_request(&mut requests, &mut by_time, id, &applied)?;
     }
     Ok(result)
 }
 
+pub(crate) fn remember_request(
+    requests: &mut Table<&str, &[u8]>,
+    by_time: &mut Table<(u64, &str), u64>,
+    id: &str,
+    applied: &AppliedRequest,
+) -> Result<(), StoreError> {
+    requests.insert(id, serde_json::to_vec(applied)?.as_slice())?;
+    by_time.insert((applied.at_ms, id), applied.index)?;
+    Ok(())
+}
+
+/// Forgets idempotency keys applied before `before_ms` and below log index `below_index`.
 fn expire_requests(
     requests: &mut Table<&str, &[u8]>,
-    by_time: &mut Table<(u64, &str), ()>,
+    by_time: &mut Table<(u64, &str), u64>,
     before_ms: u64,
+    below_index: u64,
 ) -> Result<(), StoreError> {
-    let expired: Vec<(u64, String)> = by_time
-        .range(..(before_ms, ""))?
-        .map(|item| item.map(|(k, _)| (k.value().0, k.value().1.to_string())))
-        .collect::<Result<_, _>>()?;
+    let mut expired = Vec::new();
+    for item in by_time.range(..(before_ms, ""))? {
+        let (key, index) = item?;
+        // Time and index order agree but for clock skew between leaders; stopping at the first
+        // key that is too recent by index only delays the expiry of a few.
+        if index.value() >= below_index {
+            break;
+        }
+        expired.push((key.value().0, key.value().1.to_string()));
+    }
     for (at, id) in expired {
         by_time.remove((at, id.as_str()))?;
         requests.remove(id.as_str())?;
@@ -280,11 +307,14 @@ mod tests {
     }
 
     #[test]
-    fn idempotency_keys_expire_after_their_ttl() {
+    fn idempotency_keys_expire_after_their_ttl_and_enough_entries() {
         let mut f = Fixture::new();
         f.apply(Some("old"), 1_000, set("k", json!("first")));
         f.apply(Some("old"), 1_000 + REQUEST_TTL_MS + 1, set("k", json!("second")));
-        assert_eq!(f.value("k"), Some(json!("second")), "an expired key no longer suppresses a write");
+        assert_eq!(f.value("k"), Some(json!("first")), "too few entries since: still remembered");
+        f.index += REQUEST_MIN_KEPT_ENTRIES;
+        f.apply(Some("old"), 1_000 + REQUEST_TTL_MS + 1, set("k", json!("third")));
+        assert_eq!(f.value("k"), Some(json!("third")), "an expired key no longer suppresses a write");
         let txn = f.db.begin_read().unwrap();
         assert_eq!(txn.open_table(REQUESTS_BY_TIME).unwrap().len().unwrap(), 1);
     }

@@ -9,7 +9,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::RangeBounds;
 use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
@@ -31,10 +31,24 @@ const MAX_GROUP: usize = 1024;
 #[derive(Clone)]
 pub struct LogStore {
     log: Arc<Mutex<InMemoryLog>>,
-    writer: Sender<LogWrite>,
-    /// Keeps the file open while the store is in use; the writer thread holds only a weak
-    /// reference, so dropping the stores closes the file.
-    _db: Arc<Database>,
+    writer: Arc<Writer>,
+}
+
+/// The writer thread, which owns the log file. Dropping the last handle lets it finish what is
+/// queued and joins it, so the file is closed when the store is gone.
+struct Writer {
+    queue: Option<Sender<LogWrite>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            // A panic in the thread has already been reported by the panic hook.
+            let _ = thread.join();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -68,13 +82,13 @@ impl LogStore {
                 log.entries.insert(index.value(), serde_json::from_slice(bytes.value())?);
             }
         }
-        let (writer, queue) = std::sync::mpsc::channel();
-        let weak = Arc::downgrade(&db);
-        std::thread::Builder::new()
+        let (sender, queue) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || write_loop(&weak, &queue))
-            .map_err(|e| StoreError::Db(redb::Error::Io(e)))?;
-        Ok(Self { log: Arc::new(Mutex::new(log)), writer, _db: db })
+            .spawn(move || write_loop(&db, &queue))
+            .map_err(StoreError::Thread)?;
+        let writer = Writer { queue: Some(sender), thread: Some(thread) };
+        Ok(Self { log: Arc::new(Mutex::new(log)), writer: Arc::new(writer) })
     }
 
     fn memory(&self) -> MutexGuard<'_, InMemoryLog> {
@@ -84,11 +98,15 @@ impl LogStore {
     }
 
     fn send(&self, write: LogWrite) -> Result<(), io::Error> {
-        self.writer.send(write).map_err(|_| StoreError::WriterStopped.into())
+        let queue = self.writer.queue.as_ref().ok_or(StoreError::WriterStopped)?;
+        queue.send(write).map_err(|_| StoreError::WriterStopped.into())
     }
 }
 
-fn write_loop(db: &Weak<Database>, queue: &Receiver<LogWrite>) {
+fn write_loop(db: &Database, queue: &Receiver<LogWrite>) {
+    // After a failed write, later writes must not land (a lost truncate followed by a successful
+    // append would leave a deposed leader's entries behind the new ones): every later write fails.
+    let mut failure: Option<String> = None;
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -97,12 +115,13 @@ fn write_loop(db: &Weak<Database>, queue: &Receiver<LogWrite>) {
                 Err(_) => break,
             }
         }
-        let result = match db.upgrade() {
-            Some(db) => write_group(&db, &group).map_err(|e| e.to_string()),
-            None => Err(StoreError::WriterStopped.to_string()),
+        let result = match &failure {
+            Some(earlier) => Err(format!("an earlier log write failed: {earlier}")),
+            None => write_group(db, &group).map_err(|e| e.to_string()),
         };
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "writing the raft log failed");
+        if let (Err(e), None) = (&result, &failure) {
+            tracing::error!(error = %e, "writing the raft log failed; refusing every later write");
+            failure = Some(e.clone());
         }
         for write in group {
             match write {

@@ -20,9 +20,9 @@ use redb::{Database, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use kv::{REQUEST_TTL_MS, list, read};
+pub use kv::{REQUEST_MIN_KEPT_ENTRIES, REQUEST_TTL_MS, list, read};
 pub use log_store::LogStore;
-pub use state_machine::StateMachineStore;
+pub use state_machine::{StateMachineStore, validate_snapshot};
 
 /// The log's file in a data dir; its presence marks a raft-node data dir.
 pub const LOG_FILE: &str = "raft-log.redb";
@@ -41,6 +41,8 @@ pub enum StoreError {
     Encoding(#[from] serde_json::Error),
     #[error("the storage writer has stopped")]
     WriterStopped,
+    #[error("cannot start the storage writer thread: {0}")]
+    Thread(std::io::Error),
 }
 
 macro_rules! from_redb {
@@ -63,8 +65,8 @@ impl From<StoreError> for io::Error {
 /// Why a data dir cannot be used; each is one line for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("cannot create data dir {dir}: {source}")]
-    CreateDir { dir: PathBuf, source: io::Error },
+    #[error("cannot create or read data dir {dir}: {source}")]
+    Access { dir: PathBuf, source: io::Error },
     #[error("data dir {dir} is not empty and holds no {LOG_FILE}: refusing to use a foreign directory")]
     Foreign { dir: PathBuf },
     #[error("data dir {dir} cannot be opened (corrupt, or not a raft-node data dir): {source}")]
@@ -77,10 +79,10 @@ pub enum OpenError {
 
 /// Opens (or creates) the node's storage in `dir`, checking that it is this node's.
 pub fn open(dir: &Path, node_id: u64) -> Result<(LogStore, StateMachineStore), OpenError> {
-    std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir { dir: dir.into(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| OpenError::Access { dir: dir.into(), source })?;
     let path = dir.join(LOG_FILE);
     if !path.exists() {
-        let mut entries = std::fs::read_dir(dir).map_err(|source| OpenError::CreateDir { dir: dir.into(), source })?;
+        let mut entries = std::fs::read_dir(dir).map_err(|source| OpenError::Access { dir: dir.into(), source })?;
         if entries.next().is_some() {
             return Err(OpenError::Foreign { dir: dir.into() });
         }

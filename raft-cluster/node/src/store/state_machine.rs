@@ -11,7 +11,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::kv::{self, AppliedRequest, KV, REQUESTS, REQUESTS_BY_TIME};
+use super::kv::{self, AppliedRequest, KV, REQUESTS, REQUESTS_BY_TIME, StoredValue, remember_request};
 use super::{META, StoreError, get_meta, put_meta};
 use crate::command::CommandResult;
 use crate::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
@@ -37,8 +37,20 @@ pub struct StateMachineStore {
 /// it answers retries exactly like the nodes that applied the log.
 #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 struct SnapshotContents {
-    kv: Vec<(String, Vec<u8>)>,
+    kv: Vec<(String, StoredValue)>,
     requests: Vec<(String, AppliedRequest)>,
+}
+
+impl SnapshotContents {
+    fn decode(data: &[u8]) -> Result<Self, StoreError> {
+        Ok(serde_json::from_slice(data)?)
+    }
+}
+
+/// Checks that `data` is a snapshot this node can install, before openraft is handed it: a
+/// snapshot that fails to install stops the state machine.
+pub fn validate_snapshot(data: &[u8]) -> Result<(), StoreError> {
+    SnapshotContents::decode(data).map(drop)
 }
 
 impl StateMachineStore {
@@ -106,7 +118,7 @@ impl StateMachineStore {
         let mut contents = SnapshotContents::default();
         for item in txn.open_table(KV)?.iter()? {
             let (key, value) = item?;
-            contents.kv.push((key.value().to_string(), value.value().to_vec()));
+            contents.kv.push((key.value().to_string(), serde_json::from_slice(value.value())?));
         }
         for item in txn.open_table(REQUESTS)?.iter()? {
             let (id, applied) = item?;
@@ -116,22 +128,33 @@ impl StateMachineStore {
 
         let meta = SnapshotMeta { last_log_id, last_membership };
         let data = serde_json::to_vec(&contents)?;
-        self.save_snapshot(&meta, &data, None)?;
+        if !self.save_snapshot(&meta, &data, None)? {
+            tracing::info!(last_log_index = ?meta.last_log_id.map(|id| id.index()), "a newer snapshot was installed meanwhile; not keeping this one");
+        }
         tracing::info!(last_log_index = ?meta.last_log_id.map(|id| id.index()), bytes = data.len(), keys = contents.kv.len(), "built snapshot");
         Ok(Snapshot { meta, snapshot: Cursor::new(data) })
     }
 
     /// Stores a snapshot as the current one; with `contents`, also replaces the state with it.
+    /// A built snapshot (no `contents`) is not stored over a newer one, which an install may have
+    /// put there while it was being built. Answers whether the snapshot was stored.
     fn save_snapshot(
         &self,
         meta: &SnapshotMeta,
         data: &[u8],
         contents: Option<&SnapshotContents>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         // Durable: openraft purges the log up to a snapshot, so the state it reflects must be on
         // disk first; this commit also makes every earlier non-durable one durable.
         let txn = self.db.begin_write()?;
         self.not_durable.store(0, Ordering::Relaxed);
+        if contents.is_none() {
+            let table = txn.open_table(META)?;
+            let stored: Option<SnapshotMeta> = get_meta(&table, SNAPSHOT_META)?;
+            if stored.is_some_and(|stored| stored.last_log_id >= meta.last_log_id) {
+                return Ok(false);
+            }
+        }
         if let Some(contents) = contents {
             replace_state(&txn, contents)?;
             let mut table = txn.open_table(META)?;
@@ -144,7 +167,7 @@ impl StateMachineStore {
             table.insert(SNAPSHOT_DATA, data)?;
         }
         txn.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     fn current_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
@@ -162,15 +185,14 @@ fn replace_state(txn: &WriteTransaction, contents: &SnapshotContents) -> Result<
     let mut kv_table = txn.open_table(KV)?;
     kv_table.retain(|_, _| false)?;
     for (key, value) in &contents.kv {
-        kv_table.insert(key.as_str(), value.as_slice())?;
+        kv_table.insert(key.as_str(), serde_json::to_vec(value)?.as_slice())?;
     }
     let mut requests = txn.open_table(REQUESTS)?;
     let mut by_time = txn.open_table(REQUESTS_BY_TIME)?;
     requests.retain(|_, _| false)?;
     by_time.retain(|_, _| false)?;
     for (id, applied) in &contents.requests {
-        requests.insert(id.as_str(), serde_json::to_vec(applied)?.as_slice())?;
-        by_time.insert((applied.at_ms, id.as_str()), ())?;
+        remember_request(&mut requests, &mut by_time, id, applied)?;
     }
     Ok(())
 }
@@ -221,19 +243,22 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Cursor<Vec<u8>>) -> Result<(), io::Error> {
-        let data = snapshot.into_inner();
-        let contents: SnapshotContents = serde_json::from_slice(&data)?;
         let this = self.clone();
         let meta = meta.clone();
-        tracing::info!(last_log_index = ?meta.last_log_id.map(|id| id.index()), keys = contents.kv.len(), "installing snapshot");
-        tokio::task::spawn_blocking(move || this.save_snapshot(&meta, &data, Some(&contents)))
-            .await
-            .map_err(io::Error::other)??;
+        tokio::task::spawn_blocking(move || {
+            let data = snapshot.into_inner();
+            let contents = SnapshotContents::decode(&data)?;
+            tracing::info!(last_log_index = ?meta.last_log_id.map(|id| id.index()), keys = contents.kv.len(), "installing snapshot");
+            this.save_snapshot(&meta, &data, Some(&contents))
+        })
+        .await
+        .map_err(io::Error::other)??;
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        Ok(self.current_snapshot()?)
+        let this = self.clone();
+        Ok(tokio::task::spawn_blocking(move || this.current_snapshot()).await.map_err(io::Error::other)??)
     }
 }
 
@@ -289,6 +314,29 @@ mod tests {
             let results = target.apply_entries(&[replay]).unwrap();
             assert_eq!(results, vec![CommandResult::Written { version: 4 }]);
             assert_eq!(crate::store::read(&target.db, "stock/1").unwrap().unwrap().value, json!(7));
+        });
+    }
+
+    #[test]
+    fn a_built_snapshot_never_replaces_a_newer_installed_one() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            let (_log_a, mut older) = crate::store::open(dir_a.path(), 1).unwrap();
+            let (_log_b, mut newer) = crate::store::open(dir_b.path(), 2).unwrap();
+            older.apply_entries(&[entry(1, set("k", json!(1)))]).unwrap();
+            let stale = older.build().unwrap();
+            newer.apply_entries(&[entry(1, set("k", json!(1))), entry(2, set("k", json!(2)))]).unwrap();
+            let fresh = newer.build_snapshot().await.unwrap();
+
+            // The install lands while the older snapshot was being built; then the build saves.
+            older.install_snapshot(&fresh.meta, fresh.snapshot).await.unwrap();
+            let data = stale.snapshot.into_inner();
+            assert!(!older.save_snapshot(&stale.meta, &data, None).unwrap());
+            let current = older.get_current_snapshot().await.unwrap().unwrap();
+            assert_eq!(current.meta.last_log_id.map(|id| id.index()), Some(2));
+            assert!(validate_snapshot(&current.snapshot.into_inner()).is_ok());
+            assert!(validate_snapshot(b"{\"kv\": 7}").is_err());
         });
     }
 }
