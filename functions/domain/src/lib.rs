@@ -1,0 +1,15 @@
+//! The bookstore's domain, free of AWS and Lambda types so it is tested without a network.
+//!
+//! - [`checkout`]: the checkout request and response of the course's API
+//! - [`vector_clock`]: vector clocks and their causal order
+//! - [`events`]: the checkout's six events and the partial order the services enforce
+//! - [`card`]: card facts (Luhn, expiry, CVV) and masking — the full number is never kept
+//! - [`verification`]: transaction verification's checks (events a, b, c)
+//! - [`order`]: an order's states and the transitions between them
+
+pub mod card;
+pub mod checkout;
+pub mod events;
+pub mod order;
+pub mod vector_clock;
+pub mod verification;

@@ -1,0 +1,64 @@
+//! An order's life: `approved → queued → executing → committed | failed`, or `rejected` at
+//! checkout. The orders table is the truth; every change is a conditional write from one of the
+//! states [`OrderStatus::may_follow`] allows.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderStatus {
+    Approved,
+    Rejected,
+    Queued,
+    Executing,
+    Committed,
+    Failed,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Approved => "approved",
+            OrderStatus::Rejected => "rejected",
+            OrderStatus::Queued => "queued",
+            OrderStatus::Executing => "executing",
+            OrderStatus::Committed => "committed",
+            OrderStatus::Failed => "failed",
+        }
+    }
+
+    /// The states an order may be in right before it enters `self`.
+    pub fn may_follow(self) -> &'static [OrderStatus] {
+        match self {
+            OrderStatus::Approved | OrderStatus::Rejected => &[],
+            OrderStatus::Queued => &[OrderStatus::Approved],
+            // An executor that died mid-way leaves `executing`; the next delivery takes it over.
+            OrderStatus::Executing => &[OrderStatus::Queued, OrderStatus::Executing],
+            OrderStatus::Committed => &[OrderStatus::Executing],
+            OrderStatus::Failed => &[OrderStatus::Queued, OrderStatus::Executing],
+        }
+    }
+
+    /// No change leaves this state.
+    pub fn is_final(self) -> bool {
+        matches!(self, OrderStatus::Rejected | OrderStatus::Committed | OrderStatus::Failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use OrderStatus::*;
+
+    #[test]
+    fn final_states_lead_nowhere() {
+        let all = [Approved, Rejected, Queued, Executing, Committed, Failed];
+        for to in all {
+            for from in to.may_follow() {
+                assert!(!from.is_final(), "{from:?} → {to:?}");
+            }
+        }
+        assert_eq!(serde_json::to_value(Committed).unwrap(), serde_json::json!("committed"));
+        assert_eq!(Executing.as_str(), "executing");
+    }
+}
