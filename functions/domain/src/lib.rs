@@ -8,8 +8,11 @@
 //! - [`order`]: an order's states and the transitions between them
 
 pub mod card;
+pub mod catalog;
 pub mod checkout;
 pub mod events;
+pub mod fraud;
 pub mod order;
+pub mod suggestions;
 pub mod vector_clock;
 pub mod verification;

@@ -1,0 +1,1 @@
+//! The catalog: to be written.

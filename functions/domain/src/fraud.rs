@@ -1,0 +1,1 @@
+//! Fraud detection (events d, e): to be written.

@@ -1,0 +1,1 @@
+//! Suggestions (event f): to be written.
