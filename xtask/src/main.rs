@@ -2,6 +2,7 @@
 //! `cargo xtask bench raft` measures the books database against etcd.
 
 mod bench;
+mod fraud_model;
 mod up;
 
 use std::process::{Command, ExitCode};
@@ -22,6 +23,8 @@ enum Task {
     Up(up::Up),
     /// Run every test of the workspace (unit, multi-process and storage-suite tests).
     Test,
+    /// Generate the fraud data set, train the fraud model and write its weights.
+    TrainFraudModel(fraud_model::TrainFraudModel),
     /// Run a benchmark and print its figures.
     #[command(subcommand)]
     Bench(bench::Bench),
@@ -44,6 +47,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Task::Test => cargo(&["test", "--workspace", "--all-targets"]),
+        Task::TrainFraudModel(options) => {
+            fraud_model::run(options)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Task::Bench(bench) => {
             bench::run(bench)?;
             Ok(ExitCode::SUCCESS)
