@@ -6,6 +6,9 @@
 //! - [`card`]: card facts (Luhn, expiry, CVV) and masking — the full number is never kept
 //! - [`verification`]: transaction verification's checks (events a, b, c)
 //! - [`order`]: an order's states and the transitions between them
+//! - [`service`]: what a service does with a request: init, run an event (enforcing the order), clear
+//! - [`catalog`]: books, the default catalog (`catalog/books.json`), its validation, lookups by id or title
+//! - [`suggestions`]: books to suggest for a cart (event f), ranked by co-purchases, author, genre
 
 pub mod card;
 pub mod catalog;
@@ -13,6 +16,7 @@ pub mod checkout;
 pub mod events;
 pub mod fraud;
 pub mod order;
+pub mod service;
 pub mod suggestions;
 pub mod vector_clock;
 pub mod verification;
