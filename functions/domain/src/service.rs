@@ -121,7 +121,7 @@ impl OrderData {
 pub enum ServiceRequest {
     /// Keep this order's data for the events to come.
     #[serde(rename_all = "camelCase")]
-    Init { order_id: String, order: OrderData },
+    Init { order_id: String, order: Box<OrderData> },
     /// Run one event, given the clock of its predecessors.
     #[serde(rename_all = "camelCase")]
     Run { order_id: String, event: Event, clock: VectorClock },
@@ -381,7 +381,7 @@ pub(crate) mod tests {
     fn transaction_verification_runs_a_and_b_concurrently_and_c_after_a() {
         let store = MemoryStore::default();
         let tv = Failing(Service::TransactionVerification, vec![]);
-        let init = ServiceRequest::Init { order_id: "o1".into(), order: OrderData::default() };
+        let init = ServiceRequest::Init { order_id: "o1".into(), order: Box::default() };
         assert_eq!(block_on(handle(init, &store, &tv)).unwrap(), ServiceResponse::Initialized);
         let zero = VectorClock::zero(PROCESSES);
         let a = ran(run_event(&store, &tv, Event::A, &zero));
@@ -396,8 +396,7 @@ pub(crate) mod tests {
     fn an_event_out_of_order_is_refused_and_changes_nothing() {
         let store = MemoryStore::default();
         let tv = Failing(Service::TransactionVerification, vec![]);
-        block_on(handle(ServiceRequest::Init { order_id: "o1".into(), order: OrderData::default() }, &store, &tv))
-            .unwrap();
+        block_on(handle(ServiceRequest::Init { order_id: "o1".into(), order: Box::default() }, &store, &tv)).unwrap();
         let response = run_event(&store, &tv, Event::C, &VectorClock::zero(PROCESSES));
         assert!(matches!(&response, ServiceResponse::Refused { code, .. } if code == "out_of_order"), "{response:?}");
         assert!(block_on(store.load("o1")).unwrap().unwrap().processes.is_empty());
@@ -417,8 +416,7 @@ pub(crate) mod tests {
     fn a_retried_event_gets_the_same_record() {
         let store = MemoryStore::default();
         let tv = Failing(Service::TransactionVerification, vec![Event::A]);
-        block_on(handle(ServiceRequest::Init { order_id: "o1".into(), order: OrderData::default() }, &store, &tv))
-            .unwrap();
+        block_on(handle(ServiceRequest::Init { order_id: "o1".into(), order: Box::default() }, &store, &tv)).unwrap();
         let first = ran(run_event(&store, &tv, Event::A, &VectorClock::new()));
         assert!(!first.passed && first.reason.as_deref() == Some("a failed"));
         assert_eq!(ran(run_event(&store, &tv, Event::A, &VectorClock::new())), first);
@@ -428,8 +426,7 @@ pub(crate) mod tests {
     fn clear_forgets_only_when_the_final_clock_covers_the_service() {
         let store = MemoryStore::default();
         let tv = Failing(Service::TransactionVerification, vec![]);
-        block_on(handle(ServiceRequest::Init { order_id: "o1".into(), order: OrderData::default() }, &store, &tv))
-            .unwrap();
+        block_on(handle(ServiceRequest::Init { order_id: "o1".into(), order: Box::default() }, &store, &tv)).unwrap();
         let a = ran(run_event(&store, &tv, Event::A, &VectorClock::new()));
         let b = ran(run_event(&store, &tv, Event::B, &VectorClock::new()));
         let clear = |final_clock: &VectorClock| {
