@@ -5,6 +5,7 @@
 //! - [`events`]: the checkout's six events and the partial order the services enforce
 //! - [`card`]: card facts (Luhn, expiry, CVV) and masking — the full number is never kept
 //! - [`verification`]: transaction verification's checks (events a, b, c)
+//! - [`checks`]: each service's checks as the service module runs them
 //! - [`order`]: an order's states and the transitions between them
 //! - [`service`]: what a service does with a request: init, run an event (enforcing the order), clear
 //! - [`catalog`]: books, the default catalog (`catalog/books.json`), its validation, lookups by id or title
@@ -13,6 +14,7 @@
 pub mod card;
 pub mod catalog;
 pub mod checkout;
+pub mod checks;
 pub mod events;
 pub mod fraud;
 pub mod order;
