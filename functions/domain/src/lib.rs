@@ -6,6 +6,7 @@
 //! - [`card`]: card facts (Luhn, expiry, CVV) and masking — the full number is never kept
 //! - [`verification`]: transaction verification's checks (events a, b, c)
 //! - [`checks`]: each service's checks as the service module runs them
+//! - [`orchestrator`]: the checkout: the event graph across the services, the decision, the order
 //! - [`order`]: an order's states and the transitions between them
 //! - [`service`]: what a service does with a request: init, run an event (enforcing the order), clear
 //! - [`catalog`]: books, the default catalog (`catalog/books.json`), its validation, lookups by id or title
@@ -17,6 +18,7 @@ pub mod checkout;
 pub mod checks;
 pub mod events;
 pub mod fraud;
+pub mod orchestrator;
 pub mod order;
 pub mod service;
 pub mod suggestions;

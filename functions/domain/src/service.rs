@@ -353,7 +353,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn block_on<F: Future>(future: F) -> F::Output {
+    pub fn block_on<F: Future>(future: F) -> F::Output {
         // The fakes never wait, so polling once to completion suffices.
         let waker = std::task::Waker::noop();
         let mut context = std::task::Context::from_waker(waker);
