@@ -4,6 +4,7 @@
 mod bench;
 mod fraud_model;
 mod up;
+mod venv;
 
 use std::process::{Command, ExitCode};
 
@@ -25,6 +26,13 @@ enum Task {
     Test,
     /// Generate the fraud data set, train the fraud model and write its weights.
     TrainFraudModel(fraud_model::TrainFraudModel),
+    /// Run one of the project's Python tools (aws, sam, cfn-lint, moto_server, ...) from its venv,
+    /// creating the venv first if needed: `cargo xtask tool sam --version`.
+    Tool {
+        name: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run a benchmark and print its figures.
     #[command(subcommand)]
     Bench(bench::Bench),
@@ -47,6 +55,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Task::Test => cargo(&["test", "--workspace", "--all-targets"]),
+        Task::Tool { name, args } => {
+            let status =
+                venv::ensure()?.command(&name).args(&args).status().with_context(|| format!("running {name}"))?;
+            Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         Task::TrainFraudModel(options) => {
             fraud_model::run(options)?;
             Ok(ExitCode::SUCCESS)

@@ -1,0 +1,92 @@
+//! The catalog in the books database: `book/{id}` holds a book, `stock/{id}` its live stock (an
+//! integer, so that a transaction can reserve copies with `add`), `stats/bought-together` the
+//! co-purchase counts.
+
+use books_db_client::BooksDb;
+use books_db_client::api::{Check, Compare, TxnOp, TxnRequest};
+use bookstore_domain::catalog::{self, BOOK_PREFIX, Book};
+use bookstore_domain::checks::BookSource;
+use bookstore_domain::orchestrator::CatalogSource;
+use bookstore_domain::service::Unavailable;
+use bookstore_domain::suggestions::BoughtTogether;
+
+use crate::unavailable;
+
+pub const STOCK_PREFIX: &str = "stock/";
+pub const BOUGHT_TOGETHER_KEY: &str = "stats/bought-together";
+/// Written with the catalog, so that seeding happens once however many functions start at once.
+const SEEDED_KEY: &str = "catalog/seeded";
+
+pub struct BooksDbCatalog {
+    db: BooksDb,
+}
+
+impl BooksDbCatalog {
+    pub fn new(db: BooksDb) -> Self {
+        Self { db }
+    }
+
+    /// Loads the default catalog into the books database unless it was loaded before; one
+    /// transaction, so concurrent callers load it once. Answers whether this call loaded it.
+    pub async fn seed_if_empty(&self) -> Result<bool, Unavailable> {
+        let books = catalog::default_catalog().map_err(|e| unavailable("the default catalog", e))?;
+        let mut success = vec![TxnOp::Put { key: SEEDED_KEY.into(), value: serde_json::json!(books.len()) }];
+        for book in &books {
+            let mut value = serde_json::to_value(book).map_err(|e| unavailable("encoding a book", e))?;
+            if let Some(fields) = value.as_object_mut() {
+                fields.remove("stock");
+            }
+            success.push(TxnOp::Put { key: catalog::book_key(&book.book_id), value });
+            success.push(TxnOp::Put { key: format!("{STOCK_PREFIX}{}", book.book_id), value: book.stock.into() });
+        }
+        let txn = TxnRequest {
+            compare: vec![Compare { key: SEEDED_KEY.into(), check: Check::Exists(false) }],
+            success,
+            failure: vec![],
+        };
+        let answer = self.db.txn(&txn).await.map_err(|e| unavailable("seeding the catalog", e))?;
+        Ok(answer.succeeded)
+    }
+
+    /// Every book with its live stock.
+    pub async fn books(&self) -> Result<Vec<Book>, Unavailable> {
+        let (books, stock) = futures::try_join!(self.db.list(BOOK_PREFIX), self.db.list(STOCK_PREFIX))
+            .map_err(|e| unavailable("reading the catalog", e))?;
+        let stock: std::collections::HashMap<&str, u32> = stock
+            .iter()
+            .filter_map(|e| Some((e.key.strip_prefix(STOCK_PREFIX)?, u32::try_from(e.value.as_i64()?).ok()?)))
+            .collect();
+        let mut catalog = Vec::with_capacity(books.len());
+        for entry in books {
+            let mut value = entry.value;
+            let Some(id) = catalog::book_id_from_key(&entry.key) else { continue };
+            if let Some(fields) = value.as_object_mut() {
+                fields.insert("stock".into(), stock.get(id).copied().unwrap_or(0).into());
+            }
+            match serde_json::from_value::<Book>(value) {
+                Ok(book) => catalog.push(book),
+                Err(e) => tracing::warn!(key = %entry.key, error = %e, "skipping a malformed book"),
+            }
+        }
+        Ok(catalog)
+    }
+
+    pub async fn bought_together(&self) -> Result<BoughtTogether, Unavailable> {
+        match self.db.get(BOUGHT_TOGETHER_KEY).await.map_err(|e| unavailable("reading co-purchases", e))? {
+            Some(entry) => serde_json::from_value(entry.value).map_err(|e| unavailable("decoding co-purchases", e)),
+            None => Ok(BoughtTogether::new()),
+        }
+    }
+}
+
+impl CatalogSource for BooksDbCatalog {
+    async fn books(&self) -> Result<Vec<Book>, Unavailable> {
+        BooksDbCatalog::books(self).await
+    }
+}
+
+impl BookSource for BooksDbCatalog {
+    async fn catalog(&self) -> Result<(Vec<Book>, BoughtTogether), Unavailable> {
+        futures::try_join!(BooksDbCatalog::books(self), self.bought_together())
+    }
+}

@@ -1,0 +1,53 @@
+use aws_sdk_lambda::Client;
+use aws_sdk_lambda::primitives::Blob;
+use bookstore_domain::events::Service;
+use bookstore_domain::orchestrator::ServiceClient;
+use bookstore_domain::service::{ServiceRequest, ServiceResponse, Unavailable};
+
+use crate::{env_or, unavailable};
+
+/// Calls the services through the Lambda Invoke API.
+pub struct LambdaServices {
+    client: Client,
+    transaction_verification: String,
+    fraud_detection: String,
+    suggestions: String,
+}
+
+impl LambdaServices {
+    /// `client` should not retry: a function error comes back once, as an error (`cargo lambda
+    /// watch` answers one with HTTP 500, which the SDK would otherwise retry).
+    pub fn from_env(client: Client) -> Self {
+        Self {
+            client,
+            transaction_verification: env_or("TRANSACTION_VERIFICATION_FUNCTION", "transaction-verification"),
+            fraud_detection: env_or("FRAUD_DETECTION_FUNCTION", "fraud-detection"),
+            suggestions: env_or("SUGGESTIONS_FUNCTION", "suggestions"),
+        }
+    }
+
+    fn function(&self, service: Service) -> &str {
+        match service {
+            Service::TransactionVerification => &self.transaction_verification,
+            Service::FraudDetection => &self.fraud_detection,
+            Service::Suggestions => &self.suggestions,
+        }
+    }
+}
+
+impl ServiceClient for LambdaServices {
+    async fn call(&self, service: Service, request: &ServiceRequest) -> Result<ServiceResponse, Unavailable> {
+        let function = self.function(service);
+        let payload = serde_json::to_vec(request).map_err(|e| unavailable("encoding the request", e))?;
+        let answer =
+            self.client.invoke().function_name(function).payload(Blob::new(payload)).send().await.map_err(|e| {
+                unavailable(&format!("invoking {function}"), aws_sdk_lambda::error::DisplayErrorContext(e))
+            })?;
+        let body = answer.payload().map(|p| p.as_ref()).unwrap_or_default();
+        if let Some(error) = answer.function_error() {
+            let detail: String = String::from_utf8_lossy(body).chars().take(300).collect();
+            return Err(unavailable(&format!("{function} failed ({error})"), detail));
+        }
+        serde_json::from_slice(body).map_err(|e| unavailable(&format!("decoding {function}'s answer"), e))
+    }
+}

@@ -1,0 +1,33 @@
+//! Adapters from the bookstore's domain ports to AWS and the books database. Every function
+//! reads where its dependencies are from the environment only, so one binary runs under
+//! `cargo lambda watch` with moto, under LocalStack, and on AWS:
+//!
+//! | variable | what | default |
+//! | --- | --- | --- |
+//! | `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_DYNAMODB`, `_SQS`, `_LAMBDA`) | the AWS endpoint | AWS |
+//! | `SERVICE_STATE_TABLE` | the services' per-order state | `bookstore-service-state` |
+//! | `ORDERS_TABLE` | the orders | `bookstore-orders` |
+//! | `ORDER_QUEUE_URL` | the order queue | — |
+//! | `TRANSACTION_VERIFICATION_FUNCTION`, `FRAUD_DETECTION_FUNCTION`, `SUGGESTIONS_FUNCTION` | the services' function names | `transaction-verification`, … |
+//! | `BOOKS_DB_URL` | the books database's nodes, comma-separated | `http://127.0.0.1:7001` |
+
+mod books;
+mod config;
+mod invoke;
+mod orders;
+mod queue;
+mod service_state;
+
+pub use books::BooksDbCatalog;
+pub use config::{env_or, sdk_config};
+pub use invoke::LambdaServices;
+pub use orders::DynamoOrders;
+pub use queue::SqsOrderQueue;
+pub use service_state::DynamoStateStore;
+
+use bookstore_domain::service::Unavailable;
+
+/// Any failure of a call to AWS, as the domain's retryable failure.
+pub(crate) fn unavailable(what: &str, error: impl std::fmt::Display) -> Unavailable {
+    Unavailable(format!("{what}: {error}"))
+}
