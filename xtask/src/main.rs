@@ -1,12 +1,9 @@
 //! Project tasks: `cargo xtask up` runs the system, `cargo xtask test` runs every test,
 //! `cargo xtask bench raft` measures the books database against etcd.
 
-mod bench;
-mod fraud_model;
-mod up;
-mod venv;
+use xtask::{bench, cargo, fraud_model, up, venv};
 
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -69,29 +66,4 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// Runs cargo with `args` in the workspace, passing its exit status on.
-pub fn cargo(args: &[&str]) -> Result<ExitCode> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .args(args)
-        .current_dir(workspace_root())
-        .status()
-        .with_context(|| format!("running {cargo} {}", args.join(" ")))?;
-    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-/// Builds a binary of the workspace in release mode; returns its path.
-pub fn build_release(binary: &str) -> Result<std::path::PathBuf> {
-    eprintln!("building {binary} (release)...");
-    if cargo(&["build", "--release", "--quiet", "--bin", binary])? != ExitCode::SUCCESS {
-        anyhow::bail!("building {binary} failed");
-    }
-    Ok(workspace_root().join("target/release").join(binary))
-}
-
-pub fn workspace_root() -> std::path::PathBuf {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
 }

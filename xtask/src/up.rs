@@ -1,53 +1,61 @@
-//! `cargo xtask up`: runs the system on this machine until Ctrl-C. For now the system is the
-//! books database: three raft-node processes on fixed ports, data kept in `.data/`.
+//! `cargo xtask up`: the embedded default, until Ctrl-C or SIGTERM. See [`crate::stack`].
 
-use std::time::Duration;
+use anyhow::{Context, Result};
 
-use anyhow::{Context, Result, bail};
-use raft_local_cluster::LocalCluster;
+use crate::stack::{Stack, StackOptions};
 
 #[derive(clap::Args)]
 pub struct Up {
+    /// The gateway: the bookstore's API and web page.
+    #[arg(long, env = "BOOKSTORE_PORT", default_value_t = 8080)]
+    port: u16,
+    /// The AWS emulator (moto server), where LocalStack would listen.
+    #[arg(long, env = "BOOKSTORE_AWS_PORT", default_value_t = 4566)]
+    aws_port: u16,
+    /// `cargo lambda watch`'s Lambda API.
+    #[arg(long, env = "BOOKSTORE_LAMBDA_PORT", default_value_t = 9000)]
+    lambda_port: u16,
     /// First of the three consecutive ports of the books database's nodes.
     #[arg(long, env = "BOOKS_DB_BASE_PORT", default_value_t = 7001)]
-    base_port: u16,
-    /// Start from empty data dirs instead of the previous run's.
+    books_db_port: u16,
+    /// Start from empty data (the books database's data dirs) instead of the previous run's.
     #[arg(long)]
     fresh: bool,
 }
 
 pub fn run(options: Up) -> Result<()> {
-    let binary = crate::build_release("raft-node")?;
-    let root = crate::workspace_root().join(".data/books-db");
-    if options.fresh && root.exists() {
-        std::fs::remove_dir_all(&root).with_context(|| format!("removing {}", root.display()))?;
+    let data_dir = crate::workspace_root().join(".data");
+    if options.fresh && data_dir.exists() {
+        std::fs::remove_dir_all(&data_dir).with_context(|| format!("removing {}", data_dir.display()))?;
     }
-    let mut addrs = Vec::new();
-    for offset in 0..3 {
-        let port = options.base_port.checked_add(offset).context("--base-port is too high")?;
-        let addr = format!("127.0.0.1:{port}");
-        if std::net::TcpListener::bind(&addr).is_err() {
-            bail!("port {port} is in use (is another `cargo xtask up` running?); choose others with --base-port");
+    for (port, flag) in [
+        (options.port, "--port"),
+        (options.aws_port, "--aws-port"),
+        (options.lambda_port, "--lambda-port"),
+        (options.books_db_port, "--books-db-port"),
+    ] {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            anyhow::bail!("port {port} is in use (is another `cargo xtask up` running?); choose another with {flag}");
         }
-        addrs.push(addr);
     }
-
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let cluster = LocalCluster::start_kept(&binary, &root, addrs, &[])?;
-        if let Err(e) = cluster.wait_for_leader(Duration::from_secs(30)).await {
-            for id in cluster.ids() {
-                eprintln!("--- node {id} ---\n{}", cluster.log_tail(id, 20));
-            }
-            bail!("the books database did not elect a leader: {e}");
-        }
-        let urls = cluster.urls().join(",");
-        println!("ready: books database at {urls}");
-        println!("  try: BOOKS_DB_URL={urls} cargo run -q -p books-db-client -- status");
-        println!("  node logs and data: {}; Ctrl-C stops everything", root.display());
+        let stack = Stack::start(StackOptions {
+            gateway_port: options.port,
+            aws_port: options.aws_port,
+            watch_port: options.lambda_port,
+            books_db_port: options.books_db_port,
+            data_dir: Some(data_dir),
+        })
+        .await?;
+        println!("ready: the bookstore at {}", stack.gateway_url);
+        println!("  try: curl -s {}/books | head -c 300", stack.gateway_url);
+        println!("  books database: {}", stack.books_db.urls().join(","));
+        println!("  AWS emulator (DynamoDB, SQS): {}; Lambda API: {}", stack.aws_endpoint, stack.watch_url);
+        println!("  logs: {}; Ctrl-C stops everything", stack.logs.display());
         shutdown_signal().await;
         eprintln!("stopping");
-        drop(cluster);
+        drop(stack);
         Ok(())
     })
 }

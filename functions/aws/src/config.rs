@@ -1,12 +1,17 @@
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// The SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL*`), with
-/// an HTTPS client on rustls with ring.
+/// [`http_client`].
 pub async fn sdk_config() -> SdkConfig {
-    let http_client =
-        aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
-    aws_config::defaults(BehaviorVersion::latest()).http_client(http_client).load().await
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http_client()).load().await
+}
+
+/// The SDK's HTTP(S) client: rustls on ring. The SDK's default TLS stack builds aws-lc-sys,
+/// which cross-compiling with zig (sam build, cargo lambda build) does not always manage.
+pub fn http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
 }
 
 /// An environment variable, or `default` when it is unset or empty.

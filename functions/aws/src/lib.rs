@@ -14,13 +14,15 @@
 mod books;
 mod config;
 mod invoke;
+mod lambda;
 mod orders;
 mod queue;
 mod service_state;
 
 pub use books::BooksDbCatalog;
-pub use config::{env_or, sdk_config};
+pub use config::{env_or, http_client, sdk_config};
 pub use invoke::LambdaServices;
+pub use lambda::{current_month, error_response, json_response, now_rfc3339, preflight_response, serve_service};
 pub use orders::DynamoOrders;
 pub use queue::SqsOrderQueue;
 pub use service_state::DynamoStateStore;

@@ -1,0 +1,70 @@
+//! `POST /checkout`: the orchestrator. Runs the order's event graph across the three services
+//! with vector clocks, records the decision, queues approved orders.
+
+use std::sync::Arc;
+
+use aws_sdk_lambda::config::retry::RetryConfig;
+use books_db_client::BooksDb;
+use bookstore_aws::{
+    BooksDbCatalog, DynamoOrders, LambdaServices, SqsOrderQueue, env_or, error_response, json_response, now_rfc3339,
+    preflight_response, sdk_config,
+};
+use bookstore_domain::orchestrator::{CheckoutError, Dependencies, checkout};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response, service_fn};
+
+struct Checkout {
+    services: LambdaServices,
+    orders: DynamoOrders,
+    queue: SqsOrderQueue,
+    catalog: BooksDbCatalog,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let config = sdk_config().await;
+    // No retries of invokes: a function error must come back once, not three times.
+    let lambda = aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::config::Builder::from(&config).retry_config(RetryConfig::disabled()).build(),
+    );
+    let catalog = BooksDbCatalog::new(BooksDb::from_url_list(&env_or("BOOKS_DB_URL", "http://127.0.0.1:7001"))?);
+    if let Err(e) = catalog.seed_if_empty().await {
+        tracing::warn!(error = %e, "could not check the catalog");
+    }
+    let app = Arc::new(Checkout {
+        services: LambdaServices::from_env(lambda),
+        orders: DynamoOrders::new(aws_sdk_dynamodb::Client::new(&config), env_or("ORDERS_TABLE", "bookstore-orders")),
+        queue: SqsOrderQueue::new(aws_sdk_sqs::Client::new(&config), env_or("ORDER_QUEUE_URL", "")),
+        catalog,
+    });
+    lambda_http::run_concurrent(service_fn(move |request: Request| {
+        let app = Arc::clone(&app);
+        async move { Ok::<_, lambda_http::Error>(handle(&app, &request).await) }
+    }))
+    .await
+}
+
+async fn handle(app: &Checkout, request: &Request) -> Response<Body> {
+    match *request.method() {
+        Method::OPTIONS => return preflight_response(),
+        Method::POST => {}
+        _ => return error_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST /checkout"),
+    }
+    let deps = Dependencies { services: &app.services, orders: &app.orders, queue: &app.queue, catalog: &app.catalog };
+    let order_id = uuid::Uuid::new_v4().to_string();
+    // The body is JSON whatever the Content-Type says (browsers posting without headers send
+    // text/plain).
+    match checkout(&deps, order_id.clone(), &now_rfc3339(), request.body().as_ref()).await {
+        Ok(response) => json_response(StatusCode::OK, &response),
+        Err(CheckoutError::Body(e)) => {
+            let status =
+                if e.code() == "body_too_large" { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
+            error_response(status, e.code(), &e.to_string())
+        }
+        Err(CheckoutError::Unavailable(e)) => {
+            tracing::error!(order_id, error = %e, "checkout failed");
+            error_response(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the checkout is unavailable; try again")
+        }
+    }
+}

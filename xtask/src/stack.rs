@@ -1,0 +1,368 @@
+//! The embedded default: the whole bookstore on one machine, from `template.yaml`.
+//!
+//! moto server emulates DynamoDB and SQS; the template's tables and queues are created in it;
+//! three raft-node processes are the books database; `cargo lambda watch` serves every function
+//! with the environment the template gives it; a gateway routes the template's API paths to the
+//! functions and serves `web/`. Everything started here stops when the [`Stack`] is dropped.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_sqs::types::QueueAttributeName;
+use raft_local_cluster::{LocalCluster, free_addrs, spawn_tied};
+
+use crate::template::{Resolver, Route, Template};
+use crate::venv;
+
+const REGION: &str = "us-east-1";
+
+/// Where the stack listens and keeps its data. Port 0 picks a free port.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub gateway_port: u16,
+    pub aws_port: u16,
+    pub watch_port: u16,
+    /// First of three consecutive ports for the books database; 0 picks free ones.
+    pub books_db_port: u16,
+    /// Data and logs; a temporary folder when `None`.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl StackOptions {
+    /// Free ports and a temporary folder: for tests, which may run side by side.
+    pub fn ephemeral() -> Self {
+        Self { gateway_port: 0, aws_port: 0, watch_port: 0, books_db_port: 0, data_dir: None }
+    }
+}
+
+pub struct Stack {
+    /// `http://127.0.0.1:PORT` of the gateway: the bookstore's API and web page.
+    pub gateway_url: String,
+    /// The AWS emulator (DynamoDB, SQS).
+    pub aws_endpoint: String,
+    /// `cargo lambda watch`: its Lambda Invoke API.
+    pub watch_url: String,
+    pub books_db: LocalCluster,
+    /// The environment every function runs with.
+    pub function_env: BTreeMap<String, String>,
+    /// Template logical id → local name (tables) or URL (queues).
+    pub resources: BTreeMap<String, String>,
+    pub logs: PathBuf,
+    processes: Vec<(&'static str, Child)>,
+    gateway: tokio::task::JoinHandle<()>,
+    _temporary: Option<tempfile::TempDir>,
+}
+
+impl Stack {
+    pub async fn start(options: StackOptions) -> Result<Stack> {
+        let venv = venv::ensure()?;
+        let workspace = crate::workspace_root();
+        let template = Template::load(&venv, &workspace.join("template.yaml"))?;
+        let functions = template.functions()?;
+
+        let temporary = match &options.data_dir {
+            Some(_) => None,
+            None => Some(tempfile::Builder::new().prefix("bookstore-stack-").tempdir()?),
+        };
+        let data_dir = options.data_dir.clone().or_else(|| temporary.as_ref().map(|t| t.path().to_path_buf()));
+        let data_dir = data_dir.context("no data dir")?;
+        let logs = data_dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+
+        let binaries: Vec<&str> = functions.iter().map(|f| f.binary.as_str()).collect();
+        build_functions(&binaries)?;
+
+        let mut processes = Vec::new();
+        let aws_addr = addr(options.aws_port)?;
+        let mut moto = venv.command("moto_server");
+        moto.args(["-H", "127.0.0.1", "-p", &aws_addr.port().to_string()]);
+        processes.push(("moto_server", spawn_logged(&mut moto, &logs.join("moto.log"))?));
+        let aws_endpoint = format!("http://{aws_addr}");
+        let mut stack_guard = ProcessGuard(processes);
+        wait_for_http(&format!("{aws_endpoint}/moto-api/"), Duration::from_secs(30)).await.context("moto server")?;
+
+        let mut resolver = Resolver::default();
+        resolver.refs.extend(template.parameter_defaults());
+        resolver.refs.insert("AWS::Region".into(), REGION.into());
+        let resources = create_resources(&template, &aws_endpoint, &mut resolver).await?;
+
+        let books_db_binary = crate::build_release("raft-node")?;
+        let books_db = match (options.books_db_port, &temporary) {
+            (0, Some(_)) => LocalCluster::start(&books_db_binary, 3, &[])?,
+            (port, _) => {
+                let addrs = if port == 0 {
+                    free_addrs(3)?
+                } else {
+                    (0..3).map(|i| format!("127.0.0.1:{}", port + i)).collect()
+                };
+                LocalCluster::start_kept(&books_db_binary, data_dir.join("books-db"), addrs, &[])?
+            }
+        };
+        books_db.wait_for_leader(Duration::from_secs(30)).await.context("the books database elected no leader")?;
+        resolver.refs.insert("BooksDbUrl".into(), books_db.urls().join(","));
+
+        let watch_addr = addr(options.watch_port)?;
+        let watch_url = format!("http://{watch_addr}");
+        for function in &functions {
+            resolver.refs.insert(function.logical_id.clone(), function.binary.clone());
+        }
+        let mut function_env = BTreeMap::new();
+        for function in &functions {
+            for (name, value) in &function.environment {
+                let value = resolver.resolve(value).with_context(|| format!("{}: {name}", function.logical_id))?;
+                if let Some(other) = function_env.insert(name.clone(), value.clone())
+                    && other != value
+                {
+                    bail!(
+                        "{name} differs between functions ({other} vs {value}); the embedded default runs them with one environment"
+                    );
+                }
+            }
+        }
+        for (name, value) in [
+            ("AWS_REGION", REGION.to_string()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", aws_endpoint.clone()),
+            ("AWS_ENDPOINT_URL_SQS", aws_endpoint.clone()),
+            ("AWS_ENDPOINT_URL_LAMBDA", watch_url.clone()),
+        ] {
+            function_env.insert(name.into(), value);
+        }
+        let env_file = data_dir.join("functions.env");
+        std::fs::write(&env_file, function_env.iter().map(|(k, v)| format!("{k}={v}\n")).collect::<String>())?;
+
+        let mut watch = venv.command("cargo");
+        watch
+            .args(["lambda", "watch", "--quiet", "--ignore-changes", "--concurrency", "8"])
+            .args(["--invoke-address", "127.0.0.1", "--invoke-port", &watch_addr.port().to_string()])
+            .arg("--env-file")
+            .arg(&env_file)
+            .current_dir(&workspace)
+            // Its own process group, so that stopping it stops the functions it runs too.
+            .process_group(0);
+        stack_guard.0.push(("cargo lambda watch", spawn_logged(&mut watch, &logs.join("cargo-lambda-watch.log"))?));
+
+        let routes: Vec<(Route, String)> =
+            functions.iter().flat_map(|f| f.routes.iter().map(|r| (r.clone(), f.binary.clone()))).collect();
+        let listener =
+            tokio::net::TcpListener::bind(addr(options.gateway_port)?).await.context("binding the gateway")?;
+        let gateway_url = format!("http://{}", listener.local_addr()?);
+        let router = crate::gateway::router(&routes, watch_url.clone())?;
+        let gateway = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                eprintln!("gateway stopped: {e}");
+            }
+        });
+
+        let stack = Stack {
+            gateway_url,
+            aws_endpoint,
+            watch_url,
+            books_db,
+            function_env,
+            resources,
+            logs,
+            processes: std::mem::take(&mut stack_guard.0),
+            gateway,
+            _temporary: temporary,
+        };
+        stack.warm_up(&functions).await?;
+        Ok(stack)
+    }
+
+    /// Invokes every function once, so the first real request finds them built and started
+    /// (`cargo lambda watch` builds a function at its first invocation).
+    async fn warm_up(&self, functions: &[crate::template::FunctionSpec]) -> Result<()> {
+        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(600)).build()?;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        for function in functions {
+            loop {
+                let answer = match function.routes.first() {
+                    // An HTTP function answers a CORS preflight without side effects.
+                    Some(route) => {
+                        let path = route.path.replace("{orderId}", "warm-up");
+                        http.request(reqwest::Method::OPTIONS, format!("{}{path}", self.gateway_url)).send().await
+                    }
+                    // A service clears an order it never saw.
+                    None => {
+                        let url = format!("{}/2015-03-31/functions/{}/invocations", self.watch_url, function.binary);
+                        http.post(url).body(r#"{"action":"clear","orderId":"warm-up","finalClock":{}}"#).send().await
+                    }
+                };
+                match answer {
+                    Ok(answer) if answer.status().is_success() => break,
+                    Ok(answer) if Instant::now() > deadline => {
+                        bail!("{} did not start: {}; see {}", function.binary, answer.status(), self.logs.display())
+                    }
+                    Err(e) if Instant::now() > deadline => bail!("{} did not start: {e}", function.binary),
+                    _ => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.gateway.abort();
+        stop(&mut self.processes);
+    }
+}
+
+/// Stops processes started so far if starting the stack fails half-way.
+struct ProcessGuard(Vec<(&'static str, Child)>);
+
+impl Drop for ProcessGuard {
+    fn drop(&mut self) {
+        stop(&mut self.0);
+    }
+}
+
+fn stop(processes: &mut Vec<(&'static str, Child)>) {
+    for (_, mut child) in processes.drain(..).rev() {
+        // SAFETY: kill(2) on our own child's process group (cargo lambda watch and the functions
+        // it started) or pid; the child is not reaped yet, so the id is still ours.
+        unsafe {
+            libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+fn addr(port: u16) -> Result<SocketAddr> {
+    let port = if port == 0 {
+        free_addrs(1)?.remove(0).rsplit_once(':').and_then(|(_, p)| p.parse().ok()).unwrap_or(0)
+    } else {
+        port
+    };
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+fn spawn_logged(command: &mut std::process::Command, log: &Path) -> Result<Child> {
+    let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    command.stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file);
+    let program = command.get_program().to_string_lossy().to_string();
+    spawn_tied(command).with_context(|| format!("starting {program}"))
+}
+
+/// Builds the functions before `cargo lambda watch` starts, so that its first invocations only
+/// start them.
+fn build_functions(binaries: &[&str]) -> Result<()> {
+    let mut args = vec!["build", "--quiet"];
+    for binary in binaries {
+        args.extend(["--bin", binary]);
+    }
+    if crate::cargo(&args)? != std::process::ExitCode::SUCCESS {
+        bail!("building the functions failed");
+    }
+    Ok(())
+}
+
+async fn wait_for_http(url: &str, timeout: Duration) -> Result<()> {
+    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build()?;
+    let deadline = Instant::now() + timeout;
+    while http.get(url).send().await.is_err() {
+        if Instant::now() > deadline {
+            bail!("{url} did not answer within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Creates the template's tables and queues in the emulator; fills in `resolver` with their
+/// names, URLs and ARNs. Returns logical id → name or URL.
+async fn create_resources(
+    template: &Template,
+    endpoint: &str,
+    resolver: &mut Resolver,
+) -> Result<BTreeMap<String, String>> {
+    let credentials = Credentials::new("test", "test", None, None, "embedded-default");
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::Config::builder()
+            .behavior_version_latest()
+            .endpoint_url(endpoint)
+            .region(Region::new(REGION))
+            .credentials_provider(credentials.clone())
+            .http_client(bookstore_aws::http_client())
+            .build(),
+    );
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::Config::builder()
+            .behavior_version_latest()
+            .endpoint_url(endpoint)
+            .region(aws_sdk_sqs::config::Region::new(REGION))
+            .credentials_provider(credentials)
+            .http_client(bookstore_aws::http_client())
+            .build(),
+    );
+    let mut resources = BTreeMap::new();
+    for table in template.tables()? {
+        let mut create = dynamodb.create_table().table_name(&table.logical_id).billing_mode(BillingMode::PayPerRequest);
+        for (name, kind) in &table.keys {
+            let kind = if kind == "RANGE" { KeyType::Range } else { KeyType::Hash };
+            create = create.key_schema(KeySchemaElement::builder().attribute_name(name).key_type(kind).build()?);
+        }
+        for (name, kind) in &table.attributes {
+            let kind = ScalarAttributeType::from(kind.as_str());
+            create = create.attribute_definitions(
+                AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build()?,
+            );
+        }
+        match create.send().await {
+            Ok(_) => {}
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {}
+            Err(e) => bail!("creating table {}: {}", table.logical_id, aws_sdk_dynamodb::error::DisplayErrorContext(e)),
+        }
+        resolver.refs.insert(table.logical_id.clone(), table.logical_id.clone());
+        resources.insert(table.logical_id.clone(), table.logical_id);
+    }
+    // Queues that others redrive to come first, so their ARNs are known.
+    let mut queues = template.queues();
+    queues.sort_by_key(|q| q.properties.contains_key("RedrivePolicy"));
+    for queue in queues {
+        let mut create = sqs.create_queue().queue_name(&queue.logical_id);
+        for (name, value) in &queue.properties {
+            let value = match value {
+                serde_json::Value::Object(policy) => {
+                    let resolved: serde_json::Map<String, serde_json::Value> = policy
+                        .iter()
+                        .map(|(k, v)| Ok((k.clone(), serde_json::Value::String(resolver.resolve(v)?))))
+                        .collect::<Result<_>>()?;
+                    serde_json::Value::Object(resolved).to_string()
+                }
+                other => resolver.resolve(other)?,
+            };
+            create = create.attributes(QueueAttributeName::from(name.as_str()), value);
+        }
+        let created = create.send().await.map_err(|e| {
+            anyhow::anyhow!("creating queue {}: {}", queue.logical_id, aws_sdk_sqs::error::DisplayErrorContext(e))
+        })?;
+        let url = created.queue_url().context("no queue URL")?.to_string();
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("reading queue {}: {}", queue.logical_id, aws_sdk_sqs::error::DisplayErrorContext(e))
+            })?;
+        let arn = attributes.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).context("no queue ARN")?;
+        resolver.refs.insert(queue.logical_id.clone(), url.clone());
+        resolver.attributes.insert((queue.logical_id.clone(), "Arn".into()), arn.clone());
+        resolver.attributes.insert((queue.logical_id.clone(), "QueueName".into()), queue.logical_id.clone());
+        resources.insert(queue.logical_id, url);
+    }
+    Ok(resources)
+}
