@@ -30,9 +30,10 @@ pub struct OrderLine {
     pub unit_price_cents: Option<u32>,
 }
 
-/// The order as the services see it: everything the checks need, and no card number.
+/// The order as the services see it: everything the checks need, and no card number. Missing
+/// fields are empty (and fail the checks that need them).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct OrderData {
     pub lines: Vec<OrderLine>,
     pub user: User,
