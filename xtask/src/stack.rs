@@ -33,12 +33,14 @@ pub struct StackOptions {
     pub books_db_port: u16,
     /// Data and logs; a temporary folder when `None`.
     pub data_dir: Option<PathBuf>,
+    /// Build and run the functions with optimizations (for benchmarks; slower to build).
+    pub release: bool,
 }
 
 impl StackOptions {
     /// Free ports and a temporary folder: for tests, which may run side by side.
     pub fn ephemeral() -> Self {
-        Self { gateway_port: 0, aws_port: 0, watch_port: 0, books_db_port: 0, data_dir: None }
+        Self { gateway_port: 0, aws_port: 0, watch_port: 0, books_db_port: 0, data_dir: None, release: false }
     }
 }
 
@@ -77,7 +79,7 @@ impl Stack {
         std::fs::create_dir_all(&logs)?;
 
         let binaries: Vec<&str> = functions.iter().map(|f| f.binary.as_str()).collect();
-        build_functions(&binaries)?;
+        build_functions(&binaries, options.release)?;
 
         let mut processes = Vec::new();
         let aws_addr = addr(options.aws_port)?;
@@ -143,6 +145,7 @@ impl Stack {
         watch
             .args(["lambda", "watch", "--quiet", "--ignore-changes", "--concurrency", "8"])
             .args(["--invoke-address", "127.0.0.1", "--invoke-port", &watch_addr.port().to_string()])
+            .args(if options.release { &["--release"][..] } else { &[] })
             .arg("--env-file")
             .arg(&env_file)
             .current_dir(&workspace)
@@ -257,8 +260,11 @@ fn spawn_logged(command: &mut std::process::Command, log: &Path) -> Result<Child
 
 /// Builds the functions before `cargo lambda watch` starts, so that its first invocations only
 /// start them.
-fn build_functions(binaries: &[&str]) -> Result<()> {
+fn build_functions(binaries: &[&str], release: bool) -> Result<()> {
     let mut args = vec!["build", "--quiet"];
+    if release {
+        args.push("--release");
+    }
     for binary in binaries {
         args.extend(["--bin", binary]);
     }

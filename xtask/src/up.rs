@@ -21,6 +21,9 @@ pub struct Up {
     /// Start from empty data (the books database's data dirs) instead of the previous run's.
     #[arg(long)]
     fresh: bool,
+    /// Build and run the functions with optimizations: slower to start, faster checkouts.
+    #[arg(long)]
+    release: bool,
 }
 
 pub fn run(options: Up) -> Result<()> {
@@ -46,6 +49,7 @@ pub fn run(options: Up) -> Result<()> {
             watch_port: options.lambda_port,
             books_db_port: options.books_db_port,
             data_dir: Some(data_dir),
+            release: options.release,
         })
         .await?;
         println!("ready: the bookstore at {}", stack.gateway_url);

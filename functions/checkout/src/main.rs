@@ -1,7 +1,11 @@
 //! `POST /checkout`: the orchestrator. Runs the order's event graph across the three services
 //! with vector clocks, records the decision, queues approved orders.
 
+mod timing;
+
+use std::cell::RefCell;
 use std::sync::Arc;
+use std::time::Instant;
 
 use aws_sdk_lambda::config::retry::RetryConfig;
 use books_db_client::BooksDb;
@@ -13,11 +17,13 @@ use bookstore_domain::orchestrator::{CheckoutError, Dependencies, checkout};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response, service_fn};
 
+use crate::timing::{TIMINGS, Timed, Timings};
+
 struct Checkout {
-    services: LambdaServices,
-    orders: DynamoOrders,
-    queue: SqsOrderQueue,
-    catalog: BooksDbCatalog,
+    services: Timed<LambdaServices>,
+    orders: Timed<DynamoOrders>,
+    queue: Timed<SqsOrderQueue>,
+    catalog: Timed<BooksDbCatalog>,
 }
 
 #[tokio::main]
@@ -33,14 +39,29 @@ async fn main() -> Result<(), lambda_http::Error> {
         tracing::warn!(error = %e, "could not check the catalog");
     }
     let app = Arc::new(Checkout {
-        services: LambdaServices::from_env(lambda),
-        orders: DynamoOrders::new(aws_sdk_dynamodb::Client::new(&config), env_or("ORDERS_TABLE", "bookstore-orders")),
-        queue: SqsOrderQueue::new(aws_sdk_sqs::Client::new(&config), env_or("ORDER_QUEUE_URL", "")),
-        catalog,
+        services: Timed(LambdaServices::from_env(lambda)),
+        orders: Timed(DynamoOrders::new(
+            aws_sdk_dynamodb::Client::new(&config),
+            env_or("ORDERS_TABLE", "bookstore-orders"),
+        )),
+        queue: Timed(SqsOrderQueue::new(aws_sdk_sqs::Client::new(&config), env_or("ORDER_QUEUE_URL", ""))),
+        catalog: Timed(catalog),
     });
     lambda_http::run_concurrent(service_fn(move |request: Request| {
         let app = Arc::clone(&app);
-        async move { Ok::<_, lambda_http::Error>(handle(&app, &request).await) }
+        async move {
+            let started = Instant::now();
+            let (mut response, timings) = TIMINGS
+                .scope(RefCell::new(Timings::default()), async {
+                    let response = handle(&app, &request).await;
+                    (response, TIMINGS.with(|t| t.borrow().clone()))
+                })
+                .await;
+            if let Ok(value) = timings.header(started.elapsed()).parse() {
+                response.headers_mut().insert("server-timing", value);
+            }
+            Ok::<_, lambda_http::Error>(response)
+        }
     }))
     .await
 }
