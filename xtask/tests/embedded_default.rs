@@ -274,7 +274,7 @@ async fn a_service_clears_only_what_the_final_clock_covers(client: &Client) {
 }
 
 async fn concurrent_checkouts_do_not_mix_their_clocks(client: &Client) {
-    let carts = ["dune", "emma", "the-hobbit", "foundation", "frankenstein", "dracula", "beloved", "hamlet"];
+    let carts = ["dune", "emma", "the-hobbit", "foundation", "frankenstein", "neuromancer", "solaris", "cosmos"];
     let answers = futures::future::join_all(
         carts
             .iter()
@@ -285,13 +285,9 @@ async fn concurrent_checkouts_do_not_mix_their_clocks(client: &Client) {
         let order_id = answer["orderId"].as_str().unwrap_or_default();
         let (status, recorded) = client.get(&format!("/orders/{order_id}")).await;
         assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["status"], "Order Approved", "{answer}");
         let events = recorded["events"].as_array().unwrap();
-        let f = events.iter().find(|e| e["event"] == "f");
-        let Some(f) = f else {
-            // A cart for a book that is not in the catalog is rejected at a; that is fine here.
-            assert_eq!(recorded["status"], "rejected", "{recorded}");
-            continue;
-        };
+        let f = events.iter().find(|e| e["event"] == "f").expect("f ran");
         assert_eq!(f["vectorClock"], json!({"tv-a": 2, "tv-b": 1, "fraud": 2, "suggestions": 1}), "{order_id}");
         assert_eq!(recorded["finalClock"], f["vectorClock"]);
     }
