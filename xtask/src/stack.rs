@@ -182,17 +182,20 @@ impl Stack {
     }
 
     /// Invokes every function once, so the first real request finds them built and started
-    /// (`cargo lambda watch` builds a function at its first invocation).
+    /// (`cargo lambda watch` builds and starts a function at its first invocation).
     async fn warm_up(&self, functions: &[crate::template::FunctionSpec]) -> Result<()> {
         let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(600)).build()?;
         let deadline = Instant::now() + Duration::from_secs(600);
         for function in functions {
             loop {
-                let answer = match function.routes.first() {
-                    // An HTTP function answers a CORS preflight without side effects.
+                let answer = match function.routes.iter().find(|r| r.method != "OPTIONS") {
+                    // An HTTP function, through its own route: a GET has no side effect, and a
+                    // body that is not JSON is refused before anything is written. (A preflight
+                    // would not do: cargo lambda watch answers those itself.)
                     Some(route) => {
                         let path = route.path.replace("{orderId}", "warm-up");
-                        http.request(reqwest::Method::OPTIONS, format!("{}{path}", self.gateway_url)).send().await
+                        let method = reqwest::Method::from_bytes(route.method.as_bytes())?;
+                        http.request(method, format!("{}{path}", self.gateway_url)).body("warm-up").send().await
                     }
                     // A service clears an order it never saw.
                     None => {
@@ -201,12 +204,15 @@ impl Stack {
                     }
                 };
                 match answer {
-                    Ok(answer) if answer.status().is_success() => break,
+                    // Any answer of the function's own (a 4xx included) means it runs.
+                    Ok(answer) if !answer.status().is_server_error() => break,
                     Ok(answer) if Instant::now() > deadline => {
                         bail!("{} did not start: {}; see {}", function.binary, answer.status(), self.logs.display())
                     }
                     Err(e) if Instant::now() > deadline => bail!("{} did not start: {e}", function.binary),
-                    _ => tokio::time::sleep(Duration::from_millis(200)).await,
+                    // Not listening yet, or still starting: ask again in a moment, not at once,
+                    // since every request waiting makes cargo lambda watch start another instance.
+                    _ => tokio::time::sleep(Duration::from_secs(1)).await,
                 }
             }
         }
