@@ -292,6 +292,26 @@ async fn wait_for_http(url: &str, timeout: Duration) -> Result<()> {
     Ok(())
 }
 
+/// DynamoDB and SQS clients for the AWS emulator at `endpoint` (any credentials will do).
+pub fn emulator_clients(endpoint: &str) -> (aws_sdk_dynamodb::Client, aws_sdk_sqs::Client) {
+    let credentials = Credentials::new("test", "test", None, None, "embedded-default");
+    let dynamodb = aws_sdk_dynamodb::Config::builder()
+        .behavior_version_latest()
+        .endpoint_url(endpoint)
+        .region(Region::new(REGION))
+        .credentials_provider(credentials.clone())
+        .http_client(bookstore_aws::http_client())
+        .build();
+    let sqs = aws_sdk_sqs::Config::builder()
+        .behavior_version_latest()
+        .endpoint_url(endpoint)
+        .region(aws_sdk_sqs::config::Region::new(REGION))
+        .credentials_provider(credentials)
+        .http_client(bookstore_aws::http_client())
+        .build();
+    (aws_sdk_dynamodb::Client::from_conf(dynamodb), aws_sdk_sqs::Client::from_conf(sqs))
+}
+
 /// Creates the template's tables and queues in the emulator; fills in `resolver` with their
 /// names, URLs and ARNs. Returns logical id → name or URL.
 async fn create_resources(
@@ -299,25 +319,7 @@ async fn create_resources(
     endpoint: &str,
     resolver: &mut Resolver,
 ) -> Result<BTreeMap<String, String>> {
-    let credentials = Credentials::new("test", "test", None, None, "embedded-default");
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::Config::builder()
-            .behavior_version_latest()
-            .endpoint_url(endpoint)
-            .region(Region::new(REGION))
-            .credentials_provider(credentials.clone())
-            .http_client(bookstore_aws::http_client())
-            .build(),
-    );
-    let sqs = aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::Config::builder()
-            .behavior_version_latest()
-            .endpoint_url(endpoint)
-            .region(aws_sdk_sqs::config::Region::new(REGION))
-            .credentials_provider(credentials)
-            .http_client(bookstore_aws::http_client())
-            .build(),
-    );
+    let (dynamodb, sqs) = emulator_clients(endpoint);
     let mut resources = BTreeMap::new();
     for table in template.tables()? {
         let mut create = dynamodb.create_table().table_name(&table.logical_id).billing_mode(BillingMode::PayPerRequest);

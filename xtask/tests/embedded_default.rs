@@ -6,12 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_sqs::types::QueueAttributeName;
 use bookstore_domain::events::Event;
 use bookstore_domain::vector_clock::VectorClock;
 use serde_json::{Value, json};
-use xtask::stack::{Stack, StackOptions};
+use xtask::stack::{Stack, StackOptions, emulator_clients};
 
 const CARD: &str = "4111 1111 1111 1111";
 
@@ -87,28 +86,9 @@ async fn checkout_on_the_embedded_default() {
     no_card_number_is_logged_or_stored(&client).await;
 }
 
-fn aws_config(endpoint: &str) -> (aws_sdk_dynamodb::Client, aws_sdk_sqs::Client) {
-    let credentials = Credentials::new("test", "test", None, None, "test");
-    let dynamodb = aws_sdk_dynamodb::Config::builder()
-        .behavior_version_latest()
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(credentials.clone())
-        .http_client(bookstore_aws::http_client())
-        .build();
-    let sqs = aws_sdk_sqs::Config::builder()
-        .behavior_version_latest()
-        .endpoint_url(endpoint)
-        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-        .credentials_provider(credentials)
-        .http_client(bookstore_aws::http_client())
-        .build();
-    (aws_sdk_dynamodb::Client::from_conf(dynamodb), aws_sdk_sqs::Client::from_conf(sqs))
-}
-
 async fn the_stack_matches_the_template(client: &Client) {
     let stack = &client.stack;
-    let (dynamodb, sqs) = aws_config(&stack.aws_endpoint);
+    let (dynamodb, sqs) = emulator_clients(&stack.aws_endpoint);
     for table in ["OrdersTable", "ServiceStateTable"] {
         assert!(dynamodb.describe_table().table_name(table).send().await.is_ok(), "table {table} exists");
     }
@@ -174,7 +154,7 @@ async fn an_approved_order_is_recorded_queued_and_its_clocks_capture_the_graph(c
     }
     assert!(clocks[&Event::A].concurrent_with(&clocks[&Event::B]));
 
-    let (_, sqs) = aws_config(&client.stack.aws_endpoint);
+    let (_, sqs) = emulator_clients(&client.stack.aws_endpoint);
     let received = sqs
         .receive_message()
         .queue_url(&client.stack.resources["OrderQueue"])
@@ -294,7 +274,7 @@ async fn concurrent_checkouts_do_not_mix_their_clocks(client: &Client) {
 }
 
 async fn every_service_cleared_its_orders(client: &Client) {
-    let (dynamodb, _) = aws_config(&client.stack.aws_endpoint);
+    let (dynamodb, _) = emulator_clients(&client.stack.aws_endpoint);
     let scan = dynamodb.scan().table_name(&client.stack.resources["ServiceStateTable"]).send().await.unwrap();
     assert_eq!(scan.count(), 0, "left behind: {:?}", scan.items());
 }
@@ -309,7 +289,7 @@ async fn no_card_number_is_logged_or_stored(client: &Client) {
             assert!(!text.contains(number), "{} contains a card number", path.display());
         }
     }
-    let (dynamodb, _) = aws_config(&client.stack.aws_endpoint);
+    let (dynamodb, _) = emulator_clients(&client.stack.aws_endpoint);
     let scan = dynamodb.scan().table_name(&client.stack.resources["OrdersTable"]).send().await.unwrap();
     assert!(scan.count() > 10);
     let stored = format!("{:?}", scan.items());

@@ -117,11 +117,7 @@ where
     }
 
     let graph = Graph { services: deps.services, order_id: &order_id, rejected: AtomicBool::new(false) };
-    let records = graph.run().await;
-    let (records, failure) = match records {
-        Ok(records) => (records, None),
-        Err((records, failure)) => (records, Some(failure)),
-    };
+    let Ran { records, failure } = graph.run().await;
     let mut final_clock = VectorClock::zero(PROCESSES);
     for record in &records {
         final_clock.merge(&record.vector_clock);
@@ -195,52 +191,44 @@ struct Graph<'a, S> {
 }
 
 /// The events that ran, and the failure that stopped the run if one did.
-type Run = Result<Vec<EventRecord>, (Vec<EventRecord>, Unavailable)>;
+#[derive(Default)]
+struct Ran {
+    records: Vec<EventRecord>,
+    failure: Option<Unavailable>,
+}
+
+impl Ran {
+    /// Adds what a later or parallel part of the run did; the first failure is kept.
+    fn absorb(&mut self, other: Ran) {
+        self.records.extend(other.records);
+        if let Some(failure) = other.failure {
+            self.failure.get_or_insert(failure);
+        }
+    }
+}
 
 impl<S: ServiceClient> Graph<'_, S> {
-    async fn run(&self) -> Run {
+    async fn run(&self) -> Ran {
         let zero = VectorClock::zero(PROCESSES);
         let (left, right) =
             futures::join!(self.chain(&[Event::A, Event::C], &zero), self.chain(&[Event::B, Event::D], &zero));
-        let mut records = Vec::new();
-        let mut failure = None;
-        for chain in [left, right] {
-            match chain {
-                Ok(ran) => records.extend(ran),
-                Err((ran, e)) => {
-                    records.extend(ran);
-                    failure.get_or_insert(e);
-                }
-            }
-        }
-        if let Some(failure) = failure {
-            return Err((records, failure));
-        }
-        if self.rejected.load(Ordering::SeqCst) {
-            return Ok(records);
+        let mut ran = left;
+        ran.absorb(right);
+        if ran.failure.is_some() || self.rejected.load(Ordering::SeqCst) {
+            return ran;
         }
         let mut clock = zero;
-        for record in &records {
-            if matches!(record.event, Event::C | Event::D) {
-                clock.merge(&record.vector_clock);
-            }
+        for record in ran.records.iter().filter(|r| matches!(r.event, Event::C | Event::D)) {
+            clock.merge(&record.vector_clock);
         }
-        match self.chain(&[Event::E, Event::F], &clock).await {
-            Ok(ran) => {
-                records.extend(ran);
-                Ok(records)
-            }
-            Err((ran, e)) => {
-                records.extend(ran);
-                Err((records, e))
-            }
-        }
+        ran.absorb(self.chain(&[Event::E, Event::F], &clock).await);
+        ran
     }
 
     /// Runs `events` one after the other, each given the previous one's clock; stops after a
     /// failed event, or before an event once the order is rejected.
-    async fn chain(&self, events: &[Event], start: &VectorClock) -> Run {
-        let mut ran = Vec::new();
+    async fn chain(&self, events: &[Event], start: &VectorClock) -> Ran {
+        let mut ran = Ran::default();
         let mut clock = start.clone();
         for event in events {
             if self.rejected.load(Ordering::SeqCst) {
@@ -250,8 +238,14 @@ impl<S: ServiceClient> Graph<'_, S> {
                 ServiceRequest::Run { order_id: self.order_id.to_string(), event: *event, clock: clock.clone() };
             let record = match call(self.services, event.service(), &request).await {
                 Ok(ServiceResponse::Ran(record)) => record,
-                Ok(other) => return Err((ran, Unavailable(format!("unexpected answer to event {event}: {other:?}")))),
-                Err(e) => return Err((ran, e)),
+                Ok(other) => {
+                    ran.failure = Some(Unavailable(format!("unexpected answer to event {event}: {other:?}")));
+                    return ran;
+                }
+                Err(e) => {
+                    ran.failure = Some(e);
+                    return ran;
+                }
             };
             tracing::info!(
                 order_id = %self.order_id,
@@ -262,13 +256,13 @@ impl<S: ServiceClient> Graph<'_, S> {
             );
             clock = record.vector_clock.clone();
             let passed = record.passed;
-            ran.push(record);
+            ran.records.push(record);
             if !passed {
                 self.rejected.store(true, Ordering::SeqCst);
                 break;
             }
         }
-        Ok(ran)
+        ran
     }
 }
 

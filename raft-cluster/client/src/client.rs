@@ -119,18 +119,17 @@ impl BooksDb {
 
     /// Linearizable read of one key; `None` when it does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<KvEntry>, Error> {
-        let (status, body) = self.call(Method::GET, &kv_path(key)?, None::<&()>, false).await?;
-        match status {
-            StatusCode::OK => decode(&body).map(Some),
-            StatusCode::NOT_FOUND => Ok(None),
-            _ => Err(Error::from_body(status.as_u16(), &body)),
-        }
+        self.read(&kv_path(key)?).await
     }
 
     /// Read of one key from whichever node answers, without asking the leader: fast, maybe stale.
     pub async fn get_stale(&self, key: &str) -> Result<Option<KvEntry>, Error> {
-        let path = format!("{}?consistency=stale", kv_path(key)?);
-        let (status, body) = self.call(Method::GET, &path, None::<&()>, false).await?;
+        self.read(&format!("{}?consistency=stale", kv_path(key)?)).await
+    }
+
+    /// GETs one key at `path`: its entry, or `None` on 404.
+    async fn read(&self, path: &str) -> Result<Option<KvEntry>, Error> {
+        let (status, body) = self.call(Method::GET, path, None::<&()>, false).await?;
         match status {
             StatusCode::OK => decode(&body).map(Some),
             StatusCode::NOT_FOUND => Ok(None),
