@@ -7,7 +7,9 @@ use bookstore_aws::{BooksDbCatalog, env_or, error_response, json_response, prefl
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response, service_fn};
 
-#[tokio::main]
+// One thread: an instance runs one invocation at a time (or a few, all waiting on I/O), and
+// idle worker threads cost CPU on every wake-up.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let catalog =

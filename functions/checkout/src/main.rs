@@ -26,7 +26,9 @@ struct Checkout {
     catalog: Timed<BooksDbCatalog>,
 }
 
-#[tokio::main]
+// One thread: an instance runs one invocation at a time (or a few, all waiting on I/O), and
+// idle worker threads cost CPU on every wake-up.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = sdk_config().await;

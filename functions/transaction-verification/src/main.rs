@@ -3,7 +3,9 @@
 use bookstore_domain::checks::TransactionVerification;
 use bookstore_domain::events::Service;
 
-#[tokio::main]
+// One thread: an instance runs one invocation at a time (or a few, all waiting on I/O), and
+// idle worker threads cost CPU on every wake-up.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let checks = TransactionVerification { today: bookstore_aws::current_month() };
     bookstore_aws::serve_service(Service::TransactionVerification, checks).await
