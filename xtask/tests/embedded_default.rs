@@ -225,6 +225,17 @@ async fn a_service_refuses_an_event_out_of_order(client: &Client) {
     assert_eq!((&answer["outcome"], &answer["code"]), (&json!("refused"), &json!("out_of_order")), "{answer}");
     let e_early = json!({"action": "run", "orderId": "out-of-order", "event": "e", "clock": {"tv-a": 2}});
     assert_eq!(client.invoke("fraud-detection", &e_early).await["outcome"], "refused");
+    // A clock that claims a ran, when a never ran here: the service's conditional write refuses it.
+    let forged = json!({"action": "run", "orderId": "out-of-order", "event": "c", "clock": {"tv-a": 1}});
+    let answer = client.invoke("transaction-verification", &forged).await;
+    assert_eq!((&answer["outcome"], &answer["code"]), (&json!("refused"), &json!("out_of_order")), "{answer}");
+    // In order it runs; a retried a then gets the clock it was recorded with.
+    let run = |event: &str, clock: &Value| json!({"action": "run", "orderId": "out-of-order", "event": event, "clock": clock});
+    let a = client.invoke("transaction-verification", &run("a", &json!({}))).await;
+    let c = client.invoke("transaction-verification", &run("c", &a["vectorClock"])).await;
+    assert_eq!(c["vectorClock"], json!({"tv-a": 2}), "{c}");
+    let again = client.invoke("transaction-verification", &run("a", &json!({}))).await;
+    assert_eq!((&again["outcome"], &again["vectorClock"]), (&json!("ran"), &a["vectorClock"]), "{again}");
 }
 
 async fn a_service_clears_only_what_the_final_clock_covers(client: &Client) {

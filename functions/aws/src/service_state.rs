@@ -1,17 +1,22 @@
-//! A service's per-order state in DynamoDB: one item for the order's data and one per process,
-//! under the partition key `{service}#{order_id}`, so one query loads it all.
+//! A service's per-order state in DynamoDB: one item per service and order, keyed
+//! `{service}#{order_id}`, holding the order's data (`order`, JSON) and one attribute per event
+//! that ran (`clock_a`, …: the event's vector clock as a map of numbers). Keeping the clocks as
+//! numbers lets condition expressions compare them, so recording an event and clearing an order
+//! are each one conditional write, with no read first.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
-use bookstore_domain::events::{Event, Service};
-use bookstore_domain::service::{OrderData, OrderState, ProcessState, StateStore, Unavailable};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use bookstore_domain::events::{Event, PROCESSES, Service};
+use bookstore_domain::service::{OrderData, OrderState, StateStore, Unavailable};
+use bookstore_domain::vector_clock::VectorClock;
 
 use crate::unavailable;
 
-const ORDER_ITEM: &str = "order";
-const PROCESS_PREFIX: &str = "process#";
+const KEY: &str = "pk";
+const ORDER: &str = "order";
 
 pub struct DynamoStateStore {
     client: Client,
@@ -24,7 +29,7 @@ impl DynamoStateStore {
         Self { client, table, service }
     }
 
-    fn partition(&self, order_id: &str) -> AttributeValue {
+    fn key(&self, order_id: &str) -> AttributeValue {
         let service = match self.service {
             Service::TransactionVerification => "transaction-verification",
             Service::FraudDetection => "fraud-detection",
@@ -32,84 +37,162 @@ impl DynamoStateStore {
         };
         AttributeValue::S(format!("{service}#{order_id}"))
     }
+}
 
-    async fn put(&self, order_id: &str, sort: String, data: String) -> Result<(), Unavailable> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", self.partition(order_id))
-            .item("sk", AttributeValue::S(sort))
-            .item("data", AttributeValue::S(data))
-            .send()
-            .await
-            .map_err(|e| unavailable("saving service state", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
-        Ok(())
+fn clock_attribute(event: Event) -> String {
+    format!("clock_{event}")
+}
+
+/// A condition that the clock under the attribute named `#{clock}` is ≤ `bound`, component by
+/// component (a missing component is 0). Adds the names and values it uses.
+fn clock_at_most(
+    clock: &str,
+    bound: &VectorClock,
+    names: &mut HashMap<String, String>,
+    values: &mut HashMap<String, AttributeValue>,
+) -> String {
+    let mut clauses = Vec::new();
+    for process in processes(bound) {
+        let (name, value) = (format!("#p{}", names.len()), format!(":v{}", values.len()));
+        clauses.push(format!("(attribute_not_exists(#{clock}.{name}) OR #{clock}.{name} <= {value})"));
+        names.insert(name, process.to_string());
+        values.insert(value, AttributeValue::N(bound.get(process).to_string()));
     }
+    clauses.join(" AND ")
+}
+
+/// Every process a clock may count: the order's, and any other the bound names.
+fn processes(bound: &VectorClock) -> Vec<&str> {
+    let mut all: Vec<&str> = PROCESSES.to_vec();
+    all.extend(bound.iter().map(|(p, _)| p).filter(|p| !PROCESSES.contains(p)));
+    all
+}
+
+fn clock_value(clock: &VectorClock) -> AttributeValue {
+    AttributeValue::M(clock.iter().map(|(p, n)| (p.to_string(), AttributeValue::N(n.to_string()))).collect())
+}
+
+fn decode_clock(value: &AttributeValue) -> Result<VectorClock, Unavailable> {
+    let map = value.as_m().map_err(|_| unavailable("decoding a clock", "not a map"))?;
+    map.iter()
+        .map(|(process, count)| {
+            let count = count.as_n().ok().and_then(|n| n.parse().ok());
+            count
+                .map(|c| (process.clone(), c))
+                .ok_or_else(|| unavailable("decoding a clock", format!("{process}: not a count")))
+        })
+        .collect()
+}
+
+fn decode_state(item: &HashMap<String, AttributeValue>) -> Result<Option<OrderState>, Unavailable> {
+    let Some(order) = item.get(ORDER).and_then(|o| o.as_s().ok()) else { return Ok(None) };
+    let order: OrderData = serde_json::from_str(order).map_err(|e| unavailable("decoding the order", e))?;
+    let mut clocks = std::collections::BTreeMap::new();
+    for event in Event::ALL {
+        if let Some(value) = item.get(&clock_attribute(event)) {
+            clocks.insert(event, decode_clock(value)?);
+        }
+    }
+    Ok(Some(OrderState { order, clocks }))
+}
+
+/// Whether a call failed only because its condition did not hold.
+fn condition_failed<E, R>(error: &SdkError<E, R>, is_condition: impl Fn(&E) -> bool) -> bool {
+    error.as_service_error().is_some_and(is_condition)
 }
 
 impl StateStore for DynamoStateStore {
-    async fn save_order(&self, order_id: &str, order: &OrderData) -> Result<(), Unavailable> {
+    async fn init(&self, order_id: &str, order: &OrderData) -> Result<(), Unavailable> {
         let data = serde_json::to_string(order).map_err(|e| unavailable("encoding the order", e))?;
-        self.put(order_id, ORDER_ITEM.into(), data).await
+        let answer = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(KEY, self.key(order_id))
+            .item(ORDER, AttributeValue::S(data))
+            .condition_expression("attribute_not_exists(#key)")
+            .expression_attribute_names("#key", KEY)
+            .send()
+            .await;
+        match answer {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e, |e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(unavailable("keeping the order", DisplayErrorContext(e))),
+        }
+    }
+
+    async fn record(
+        &self,
+        order_id: &str,
+        event: Event,
+        incoming: &VectorClock,
+        clock: &VectorClock,
+    ) -> Result<Option<OrderState>, Unavailable> {
+        let mut names =
+            HashMap::from([("#order".to_string(), ORDER.to_string()), ("#event".to_string(), clock_attribute(event))]);
+        let mut values = HashMap::from([(":clock".to_string(), clock_value(clock))]);
+        let mut condition = "attribute_exists(#order) AND attribute_not_exists(#event)".to_string();
+        if let Some(previous) = event.previous_in_process() {
+            names.insert("#previous".into(), clock_attribute(previous));
+            let covered = clock_at_most("previous", incoming, &mut names, &mut values);
+            condition = format!("{condition} AND attribute_exists(#previous) AND {covered}");
+        }
+        let answer = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, self.key(order_id))
+            .update_expression("SET #event = :clock")
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match answer {
+            Ok(answer) => decode_state(answer.attributes().unwrap_or(&HashMap::new())),
+            Err(e) if condition_failed(&e, |e| e.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e) => Err(unavailable("recording the event", DisplayErrorContext(e))),
+        }
     }
 
     async fn load(&self, order_id: &str) -> Result<Option<OrderState>, Unavailable> {
         let answer = self
             .client
-            .query()
+            .get_item()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", self.partition(order_id))
+            .key(KEY, self.key(order_id))
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| unavailable("loading service state", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
-        let mut order = None;
-        let mut processes = std::collections::BTreeMap::new();
-        for item in answer.items() {
-            let (Some(sort), Some(data)) = (string(item, "sk"), string(item, "data")) else { continue };
-            if sort == ORDER_ITEM {
-                order = Some(serde_json::from_str(data).map_err(|e| unavailable("decoding the order", e))?);
-            } else if let Some(process) = sort.strip_prefix(PROCESS_PREFIX) {
-                let state: ProcessState =
-                    serde_json::from_str(data).map_err(|e| unavailable("decoding a process", e))?;
-                processes.insert(process.to_string(), state);
-            }
-        }
-        Ok(order.map(|order| OrderState { order, processes }))
+            .map_err(|e| unavailable("loading service state", DisplayErrorContext(e)))?;
+        answer.item().map_or(Ok(None), decode_state)
     }
 
-    async fn save_process(&self, order_id: &str, process: &str, state: &ProcessState) -> Result<(), Unavailable> {
-        let data = serde_json::to_string(state).map_err(|e| unavailable("encoding a process", e))?;
-        self.put(order_id, format!("{PROCESS_PREFIX}{process}"), data).await
-    }
-
-    async fn delete(&self, order_id: &str) -> Result<(), Unavailable> {
-        // The items are known without a read: the order and this service's processes.
-        let mut sorts = vec![ORDER_ITEM.to_string()];
+    async fn clear(&self, order_id: &str, final_clock: &VectorClock) -> Result<bool, Unavailable> {
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let mut clauses = Vec::new();
         for event in Event::ALL.into_iter().filter(|e| e.service() == self.service) {
-            let sort = format!("{PROCESS_PREFIX}{}", event.process());
-            if !sorts.contains(&sort) {
-                sorts.push(sort);
-            }
+            let alias = format!("e{event}");
+            names.insert(format!("#{alias}"), clock_attribute(event));
+            clauses.push(clock_at_most(&alias, final_clock, &mut names, &mut values));
         }
-        let mut deletes = Vec::new();
-        for sort in sorts {
-            let key = HashMap::from([
-                ("pk".to_string(), self.partition(order_id)),
-                ("sk".to_string(), AttributeValue::S(sort)),
-            ]);
-            let request =
-                DeleteRequest::builder().set_key(Some(key)).build().map_err(|e| unavailable("delete request", e))?;
-            deletes.push(WriteRequest::builder().delete_request(request).build());
-        }
-        self.client
-            .batch_write_item()
-            .request_items(&self.table, deletes)
+        let answer = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(KEY, self.key(order_id))
+            .condition_expression(clauses.join(" AND "))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
             .send()
-            .await
-            .map_err(|e| unavailable("clearing service state", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
-        Ok(())
+            .await;
+        match answer {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e, |e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(unavailable("clearing service state", DisplayErrorContext(e))),
+        }
     }
 }
 

@@ -82,6 +82,11 @@ impl Event {
         }
     }
 
+    /// The event before this one in its process, if it is not the process's first.
+    pub fn previous_in_process(self) -> Option<Event> {
+        Event::ALL.into_iter().find(|e| e.process() == self.process() && e.seq() + 1 == self.seq())
+    }
+
     /// The events that must happen directly before this one.
     pub fn predecessors(self) -> &'static [Event] {
         match self {
@@ -202,6 +207,18 @@ mod tests {
         after_d.tick("fraud");
         let err = Event::E.advance(&after_d, &after_d).unwrap_err();
         assert!(matches!(err, OrderViolation::PredecessorMissing { missing: Event::C, .. }));
+    }
+
+    #[test]
+    fn the_previous_event_of_a_process_is_a_predecessor() {
+        assert_eq!(Event::C.previous_in_process(), Some(Event::A));
+        assert_eq!(Event::E.previous_in_process(), Some(Event::D));
+        for event in Event::ALL {
+            match event.previous_in_process() {
+                Some(previous) => assert!(event.predecessors().contains(&previous), "{event}"),
+                None => assert_eq!(event.seq(), 1, "{event}"),
+            }
+        }
     }
 
     #[test]

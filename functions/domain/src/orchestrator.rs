@@ -45,7 +45,8 @@ pub trait OrderQueue: Send + Sync {
     fn enqueue(&self, order_id: &str) -> impl Future<Output = Result<(), Unavailable>> + Send;
 }
 
-/// The live catalog (the books database).
+/// The catalog (the books database): the books to resolve and price the cart with; their stock
+/// is not needed and may be stale.
 pub trait CatalogSource: Send + Sync {
     fn books(&self) -> impl Future<Output = Result<Vec<Book>, Unavailable>> + Send;
 }
@@ -122,19 +123,34 @@ where
     for record in &records {
         final_clock.merge(&record.vector_clock);
     }
-    // Let every service forget the order, whatever the outcome, before giving up on a failure.
+    // Every service forgets the order whatever the outcome, while the decision is recorded.
     let clear = ServiceRequest::Clear { order_id: order_id.clone(), final_clock: final_clock.clone() };
-    for (service, answer) in
-        services.iter().zip(futures::future::join_all(services.map(|s| call(deps.services, s, &clear))).await)
-    {
-        if let Err(e) = answer {
-            tracing::error!(order_id = %order_id, ?service, error = %e, "a service did not clear the order");
+    let clear_all = async {
+        let answers = futures::future::join_all(services.map(|s| call(deps.services, s, &clear))).await;
+        for (service, answer) in services.iter().zip(answers) {
+            if let Err(e) = answer {
+                tracing::error!(order_id = %order_id, ?service, error = %e, "a service did not clear the order");
+            }
         }
-    }
-    if let Some(failure) = failure {
-        return Err(failure.into());
-    }
+    };
+    let decide = async {
+        if let Some(failure) = failure {
+            return Err(failure.into());
+        }
+        decide(deps, &order_id, order, records, final_clock.clone(), now).await
+    };
+    futures::join!(clear_all, decide).1
+}
 
+/// Records the decision the events reached and queues an approved order.
+async fn decide<S, O: OrderStore, Q: OrderQueue, C>(
+    deps: &Dependencies<'_, S, O, Q, C>,
+    order_id: &str,
+    order: OrderData,
+    records: Vec<EventRecord>,
+    final_clock: VectorClock,
+    now: &str,
+) -> Result<CheckoutResponse, CheckoutError> {
     let rejection = records.iter().find(|r| !r.passed);
     let suggested_books = match rejection {
         Some(_) => Vec::new(),
@@ -143,7 +159,7 @@ where
     let status = if rejection.is_some() { OrderStatus::Rejected } else { OrderStatus::Approved };
     let reason = rejection.and_then(|r| r.reason.clone());
     let record = OrderRecord {
-        order_id: order_id.clone(),
+        order_id: order_id.to_string(),
         status,
         amount_cents: order.amount_cents(),
         items: order.lines,
@@ -156,11 +172,11 @@ where
     deps.orders.create(&record).await?;
     tracing::info!(order_id = %order_id, status = status.as_str(), vector_clock = %final_clock, "order decided");
     if status == OrderStatus::Approved {
-        deps.queue.enqueue(&order_id).await?;
-        deps.orders.transition(&order_id, OrderStatus::Approved, OrderStatus::Queued, now).await?;
+        deps.queue.enqueue(order_id).await?;
+        deps.orders.transition(order_id, OrderStatus::Approved, OrderStatus::Queued, now).await?;
     }
     Ok(CheckoutResponse {
-        order_id,
+        order_id: order_id.to_string(),
         status: if status == OrderStatus::Approved { Decision::Approved } else { Decision::Rejected },
         suggested_books,
         reason,

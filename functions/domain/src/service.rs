@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::card::CardFacts;
 use crate::catalog::{self, Book};
 use crate::checkout::{Address, CheckoutRequest, SuggestedBook, User};
-use crate::events::{Event, OrderViolation, Service};
+use crate::events::{Event, Service};
 use crate::fraud::OrderFacts;
 use crate::vector_clock::VectorClock;
 
@@ -188,20 +188,23 @@ impl Verdict {
     }
 }
 
-/// One process of a service, for one order: its clock and the events it ran.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProcessState {
-    pub clock: VectorClock,
-    pub ran: Vec<EventRecord>,
-}
-
 /// Everything a service keeps for one order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OrderState {
     pub order: OrderData,
-    /// Process name → its state.
-    pub processes: BTreeMap<String, ProcessState>,
+    /// The clock of every event of this service that ran for the order.
+    pub clocks: BTreeMap<Event, VectorClock>,
+}
+
+impl OrderState {
+    /// The service's own clock for the order: the merge of its events' clocks.
+    pub fn clock(&self) -> VectorClock {
+        let mut own = VectorClock::new();
+        for clock in self.clocks.values() {
+            own.merge(clock);
+        }
+        own
+    }
 }
 
 /// A failure of the store or of a dependency: the request may be retried.
@@ -209,18 +212,32 @@ pub struct OrderState {
 #[error("{0}")]
 pub struct Unavailable(pub String);
 
-/// Where a service keeps its per-order state.
+/// Where a service keeps its per-order state. Every change is one conditional write, so that no
+/// change needs a read first and concurrent requests (a and b, a retry racing its original)
+/// cannot undo each other.
 pub trait StateStore: Send + Sync {
-    fn save_order(&self, order_id: &str, order: &OrderData) -> impl Future<Output = Result<(), Unavailable>> + Send;
-    /// The order's data and every process's state, or `None` for an order never initialised.
-    fn load(&self, order_id: &str) -> impl Future<Output = Result<Option<OrderState>, Unavailable>> + Send;
-    fn save_process(
+    /// Keeps the order's data. Keeping an order again changes nothing (a retried init).
+    fn init(&self, order_id: &str, order: &OrderData) -> impl Future<Output = Result<(), Unavailable>> + Send;
+    /// Records that `event` ran with `clock`, on three conditions: the order is kept here, `event`
+    /// has not run, and the event before it in its process (if it has one) ran here with a clock
+    /// that `incoming` covers. Answers the state after the write, or `None` when a condition
+    /// failed and nothing was written.
+    fn record(
         &self,
         order_id: &str,
-        process: &str,
-        state: &ProcessState,
-    ) -> impl Future<Output = Result<(), Unavailable>> + Send;
-    fn delete(&self, order_id: &str) -> impl Future<Output = Result<(), Unavailable>> + Send;
+        event: Event,
+        incoming: &VectorClock,
+        clock: &VectorClock,
+    ) -> impl Future<Output = Result<Option<OrderState>, Unavailable>> + Send;
+    /// The order's state, or `None` for an order not kept here.
+    fn load(&self, order_id: &str) -> impl Future<Output = Result<Option<OrderState>, Unavailable>> + Send;
+    /// Forgets the order if every clock recorded for it is ≤ `final_clock` (or it is not kept);
+    /// answers whether it is gone.
+    fn clear(
+        &self,
+        order_id: &str,
+        final_clock: &VectorClock,
+    ) -> impl Future<Output = Result<bool, Unavailable>> + Send;
 }
 
 /// A service's checks: what its events look at.
@@ -237,32 +254,29 @@ pub async fn handle<S: StateStore, C: EventChecks>(
 ) -> Result<ServiceResponse, Unavailable> {
     match request {
         ServiceRequest::Init { order_id, order } => {
-            store.save_order(&order_id, &order).await?;
+            store.init(&order_id, &order).await?;
             Ok(ServiceResponse::Initialized)
         }
         ServiceRequest::Run { order_id, event, clock } => run(&order_id, event, &clock, store, checks).await,
         ServiceRequest::Clear { order_id, final_clock } => {
-            let Some(state) = store.load(&order_id).await? else {
+            if store.clear(&order_id, &final_clock).await? {
                 return Ok(ServiceResponse::Cleared);
-            };
-            let mut own = VectorClock::new();
-            for process in state.processes.values() {
-                own.merge(&process.clock);
             }
-            if !own.le(&final_clock) {
-                return Ok(refused(
-                    "clock_ahead",
-                    format!(
-                        "this service's clock {own} is not covered by the final clock {final_clock}; keeping the order"
-                    ),
-                ));
-            }
-            store.delete(&order_id).await?;
-            Ok(ServiceResponse::Cleared)
+            let own = store.load(&order_id).await?.map(|state| state.clock()).unwrap_or_default();
+            Ok(refused(
+                "clock_ahead",
+                format!(
+                    "this service's clock {own} is not covered by the final clock {final_clock}; keeping the order"
+                ),
+            ))
         }
     }
 }
 
+/// Runs an event with one conditional write: the clock is computed from the incoming one alone,
+/// which is right exactly when the store's conditions hold (the process's previous clock is
+/// covered by the incoming one, so merging it in would change nothing). Only a refused write
+/// costs a read, to tell the caller why.
 async fn run<S: StateStore, C: EventChecks>(
     order_id: &str,
     event: Event,
@@ -273,34 +287,44 @@ async fn run<S: StateStore, C: EventChecks>(
     if event.service() != checks.service() {
         return Ok(refused("wrong_service", format!("event {event} is not run by {:?}", checks.service())));
     }
-    let Some(state) = store.load(order_id).await? else {
-        return Ok(refused("unknown_order", format!("order {order_id} was not initialised here")));
-    };
-    let process = state.processes.get(event.process()).cloned().unwrap_or_default();
-    let clock = match event.advance(&process.clock, incoming) {
+    let clock = match event.advance(&VectorClock::new(), incoming) {
         Ok(clock) => clock,
-        // A retry of an event that ran: the same answer again.
-        Err(OrderViolation::AlreadyRan { .. }) => {
-            return Ok(match process.ran.iter().find(|r| r.event == event) {
-                Some(record) => ServiceResponse::Ran(record.clone()),
-                None => refused("already_ran", format!("event {event} already ran")),
-            });
-        }
         Err(violation) => return Ok(refused("out_of_order", violation.to_string())),
     };
+    if clock.get(event.process()) != event.seq() {
+        return Ok(refused(
+            "out_of_order",
+            format!("the clock {incoming} counts more events of {} than come before event {event}", event.process()),
+        ));
+    }
+    let (state, clock) = match store.record(order_id, event, incoming, &clock).await? {
+        Some(state) => (state, clock),
+        None => match store.load(order_id).await? {
+            None => return Ok(refused("unknown_order", format!("order {order_id} was not initialised here"))),
+            // A retry of an event that ran: its clock again, and the check again.
+            Some(state) => match state.clocks.get(&event).cloned() {
+                Some(recorded) => (state, recorded),
+                None => {
+                    let previous = event.previous_in_process().map_or_else(String::new, |p| p.to_string());
+                    return Ok(refused(
+                        "out_of_order",
+                        format!(
+                            "event {event} needs event {previous} to have run here with a clock that {incoming} covers"
+                        ),
+                    ));
+                }
+            },
+        },
+    };
     let verdict = checks.check(event, &state.order).await?;
-    let record = EventRecord {
+    Ok(ServiceResponse::Ran(EventRecord {
         event,
         service: checks.service(),
-        vector_clock: clock.clone(),
+        vector_clock: clock,
         passed: verdict.reason.is_none(),
         reason: verdict.reason,
         suggestions: verdict.suggestions,
-    };
-    let mut ran = process.ran;
-    ran.push(record.clone());
-    store.save_process(order_id, event.process(), &ProcessState { clock, ran }).await?;
-    Ok(ServiceResponse::Ran(record))
+    }))
 }
 
 fn refused(code: &str, message: String) -> ServiceResponse {
@@ -319,25 +343,42 @@ pub(crate) mod tests {
     pub struct MemoryStore(Mutex<BTreeMap<String, OrderState>>);
 
     impl StateStore for MemoryStore {
-        async fn save_order(&self, order_id: &str, order: &OrderData) -> Result<(), Unavailable> {
+        async fn init(&self, order_id: &str, order: &OrderData) -> Result<(), Unavailable> {
             let mut orders = self.0.lock().unwrap();
-            orders.entry(order_id.into()).or_default().order = order.clone();
+            orders.entry(order_id.into()).or_insert_with(|| OrderState { order: order.clone(), ..Default::default() });
             Ok(())
+        }
+
+        async fn record(
+            &self,
+            order_id: &str,
+            event: Event,
+            incoming: &VectorClock,
+            clock: &VectorClock,
+        ) -> Result<Option<OrderState>, Unavailable> {
+            let mut orders = self.0.lock().unwrap();
+            let Some(state) = orders.get_mut(order_id) else { return Ok(None) };
+            let previous_covered = event
+                .previous_in_process()
+                .is_none_or(|previous| state.clocks.get(&previous).is_some_and(|c| c.le(incoming)));
+            if state.clocks.contains_key(&event) || !previous_covered {
+                return Ok(None);
+            }
+            state.clocks.insert(event, clock.clone());
+            Ok(Some(state.clone()))
         }
 
         async fn load(&self, order_id: &str) -> Result<Option<OrderState>, Unavailable> {
             Ok(self.0.lock().unwrap().get(order_id).cloned())
         }
 
-        async fn save_process(&self, order_id: &str, process: &str, state: &ProcessState) -> Result<(), Unavailable> {
+        async fn clear(&self, order_id: &str, final_clock: &VectorClock) -> Result<bool, Unavailable> {
             let mut orders = self.0.lock().unwrap();
-            orders.entry(order_id.into()).or_default().processes.insert(process.into(), state.clone());
-            Ok(())
-        }
-
-        async fn delete(&self, order_id: &str) -> Result<(), Unavailable> {
-            self.0.lock().unwrap().remove(order_id);
-            Ok(())
+            if orders.get(order_id).is_some_and(|state| !state.clock().le(final_clock)) {
+                return Ok(false);
+            }
+            orders.remove(order_id);
+            Ok(true)
         }
     }
 
@@ -400,7 +441,7 @@ pub(crate) mod tests {
         block_on(handle(ServiceRequest::Init { order_id: "o1".into(), order: Box::default() }, &store, &tv)).unwrap();
         let response = run_event(&store, &tv, Event::C, &VectorClock::zero(PROCESSES));
         assert!(matches!(&response, ServiceResponse::Refused { code, .. } if code == "out_of_order"), "{response:?}");
-        assert!(block_on(store.load("o1")).unwrap().unwrap().processes.is_empty());
+        assert!(block_on(store.load("o1")).unwrap().unwrap().clocks.is_empty());
         let fraud = Failing(Service::FraudDetection, vec![]);
         let response = run_event(&store, &fraud, Event::A, &VectorClock::zero(PROCESSES));
         assert!(matches!(response, ServiceResponse::Refused { code, .. } if code == "wrong_service"));
@@ -411,6 +452,34 @@ pub(crate) mod tests {
         ))
         .unwrap();
         assert!(matches!(response, ServiceResponse::Refused { code, .. } if code == "unknown_order"));
+    }
+
+    #[test]
+    fn a_clock_that_claims_an_event_which_never_ran_here_is_refused() {
+        let store = MemoryStore::default();
+        let tv = Failing(Service::TransactionVerification, vec![]);
+        block_on(handle(ServiceRequest::Init { order_id: "o1".into(), order: Box::default() }, &store, &tv)).unwrap();
+        let mut forged = VectorClock::zero(PROCESSES);
+        forged.tick("tv-a");
+        let response = run_event(&store, &tv, Event::C, &forged);
+        assert!(matches!(&response, ServiceResponse::Refused { code, .. } if code == "out_of_order"), "{response:?}");
+        // A clock that already counts c cannot run c.
+        forged.tick("tv-a");
+        let response = run_event(&store, &tv, Event::C, &forged);
+        assert!(matches!(&response, ServiceResponse::Refused { code, .. } if code == "out_of_order"), "{response:?}");
+        assert!(block_on(store.load("o1")).unwrap().unwrap().clocks.is_empty());
+    }
+
+    #[test]
+    fn a_retried_event_gets_its_recorded_clock_even_after_later_events() {
+        let store = MemoryStore::default();
+        let tv = Failing(Service::TransactionVerification, vec![]);
+        block_on(handle(ServiceRequest::Init { order_id: "o1".into(), order: Box::default() }, &store, &tv)).unwrap();
+        let zero = VectorClock::zero(PROCESSES);
+        let a = ran(run_event(&store, &tv, Event::A, &zero));
+        let c = ran(run_event(&store, &tv, Event::C, &a.vector_clock));
+        assert_eq!(ran(run_event(&store, &tv, Event::A, &zero)), a);
+        assert_eq!(ran(run_event(&store, &tv, Event::C, &a.vector_clock)), c);
     }
 
     #[test]

@@ -59,6 +59,12 @@ impl VectorClock {
     }
 }
 
+impl FromIterator<(String, u64)> for VectorClock {
+    fn from_iter<I: IntoIterator<Item = (String, u64)>>(components: I) -> Self {
+        Self(components.into_iter().collect())
+    }
+}
+
 /// The causal order is partial: `None` for concurrent clocks.
 impl PartialOrd for VectorClock {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
