@@ -8,6 +8,7 @@
 //! - [`checks`]: each service's checks as the service module runs them
 //! - [`orchestrator`]: the checkout: the event graph across the services, the decision, the order
 //! - [`order`]: an order's states and the transitions between them
+//! - [`execution`]: the order executor: a two-phase commit across stock and payment, exactly once
 //! - [`service`]: what a service does with a request: init, run an event (enforcing the order), clear
 //! - [`catalog`]: books, the default catalog (`catalog/books.json`), its validation, lookups by id or title
 //! - [`suggestions`]: books to suggest for a cart (event f), ranked by co-purchases, author, genre
@@ -17,6 +18,7 @@ pub mod catalog;
 pub mod checkout;
 pub mod checks;
 pub mod events;
+pub mod execution;
 pub mod fraud;
 pub mod orchestrator;
 pub mod order;

@@ -1,0 +1,429 @@
+//! Executing an approved order exactly once. The order executor is the coordinator of a
+//! two-phase commit across two participants, the books database (stock) and payment: it prepares
+//! both, records the decision durably in the orders table, then commits both or aborts both.
+//!
+//! Every step is idempotent and the decision is recorded before phase two, so a delivery of the
+//! same message after an executor died anywhere finishes the protocol with the same decision.
+//! The order's status changes only by conditional writes (`queued → executing → committed |
+//! failed`), so a duplicate delivery of a finished order changes nothing.
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::order::OrderStatus;
+use crate::service::Unavailable;
+
+/// What an executor needs to know of an order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutableOrder {
+    pub order_id: String,
+    pub status: OrderStatus,
+    /// Book id → copies, one entry per book.
+    pub lines: Vec<(String, i64)>,
+    pub amount_cents: u64,
+    /// The two-phase commit's decision, once recorded.
+    pub decision: Option<Decision>,
+}
+
+/// The coordinator's decision, recorded before phase two.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "camelCase")]
+pub enum Decision {
+    Commit,
+    Abort { reason: String },
+}
+
+/// A participant's answer to prepare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Vote {
+    Yes,
+    /// It cannot take part; the reason is the order's.
+    No(String),
+}
+
+/// The orders table, as executors use it.
+pub trait OrderLedger: Send + Sync {
+    fn load(&self, order_id: &str) -> impl Future<Output = Result<Option<ExecutableOrder>, Unavailable>> + Send;
+    /// `queued → executing`; taking over an order left `executing` changes nothing. Answers
+    /// `false` when the order is in neither state.
+    fn start(&self, order_id: &str, at: &str) -> impl Future<Output = Result<bool, Unavailable>> + Send;
+    /// Records `decision` unless one is recorded already; answers the decision in force.
+    fn decide(&self, order_id: &str, decision: &Decision)
+    -> impl Future<Output = Result<Decision, Unavailable>> + Send;
+    /// `executing → committed | failed` (with the reason when failed).
+    fn finish(
+        &self,
+        order_id: &str,
+        status: OrderStatus,
+        reason: Option<&str>,
+        at: &str,
+    ) -> impl Future<Output = Result<(), Unavailable>> + Send;
+}
+
+/// A participant of the two-phase commit. Each step is idempotent; abort is allowed without a
+/// prepare (and then refuses a later prepare).
+pub trait Participant: Send + Sync {
+    fn prepare(&self, order: &ExecutableOrder) -> impl Future<Output = Result<Vote, Unavailable>> + Send;
+    fn commit(&self, order_id: &str) -> impl Future<Output = Result<(), Unavailable>> + Send;
+    fn abort(&self, order_id: &str) -> impl Future<Output = Result<(), Unavailable>> + Send;
+}
+
+/// Where an executor may be made to stall or fail, to emulate the course's unreliable executors
+/// and to test recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultPoint {
+    BeforePrepare,
+    /// After the decision is recorded, before phase two.
+    BeforePhaseTwo,
+}
+
+pub trait Faults: Send + Sync {
+    fn at(&self, point: FaultPoint) -> impl Future<Output = Result<(), Unavailable>> + Send;
+}
+
+/// No faults.
+pub struct Reliable;
+
+impl Faults for Reliable {
+    async fn at(&self, _: FaultPoint) -> Result<(), Unavailable> {
+        Ok(())
+    }
+}
+
+/// How a delivery ended for an order that need not come back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Executed {
+    Committed,
+    Failed(String),
+    /// A duplicate delivery of a finished order.
+    AlreadyFinished(OrderStatus),
+    /// No such order, and this was its last delivery.
+    Unknown,
+}
+
+pub struct OrderExecutor<L, S, P, F> {
+    pub ledger: L,
+    pub stock: S,
+    pub payment: P,
+    pub faults: F,
+}
+
+impl<L: OrderLedger, S: Participant, P: Participant, F: Faults> OrderExecutor<L, S, P, F> {
+    /// Executes one delivery of `order_id`. An error means "deliver again later"; on the
+    /// `last_delivery`, an order that has no commit decision is aborted and fails instead.
+    pub async fn execute(&self, order_id: &str, now: &str, last_delivery: bool) -> Result<Executed, Unavailable> {
+        match self.try_execute(order_id, now).await {
+            Err(error) if last_delivery => self.give_up(order_id, now, error).await,
+            answer => answer,
+        }
+    }
+
+    async fn try_execute(&self, order_id: &str, now: &str) -> Result<Executed, Unavailable> {
+        let Some(order) = self.ledger.load(order_id).await? else {
+            return Err(Unavailable(format!("order {order_id} is not in the orders table")));
+        };
+        if order.status.is_final() {
+            return Ok(Executed::AlreadyFinished(order.status));
+        }
+        if !self.ledger.start(order_id, now).await? {
+            return Err(Unavailable(format!("order {order_id} is {}, not queued", order.status.as_str())));
+        }
+        let decision = match order.decision.clone() {
+            Some(decision) => decision,
+            None => {
+                self.faults.at(FaultPoint::BeforePrepare).await?;
+                let (stock, payment) = futures::join!(self.stock.prepare(&order), self.payment.prepare(&order));
+                let proposal = match (stock?, payment?) {
+                    (Vote::Yes, Vote::Yes) => Decision::Commit,
+                    (Vote::No(reason), _) | (_, Vote::No(reason)) => Decision::Abort { reason },
+                };
+                self.ledger.decide(order_id, &proposal).await?
+            }
+        };
+        tracing::info!(order_id, ?decision, "decided");
+        self.faults.at(FaultPoint::BeforePhaseTwo).await?;
+        self.phase_two(order_id, &decision).await?;
+        self.finish(order_id, &decision, now).await
+    }
+
+    /// Tells both participants the decision; both are told even when one fails.
+    async fn phase_two(&self, order_id: &str, decision: &Decision) -> Result<(), Unavailable> {
+        let (stock, payment) = match decision {
+            Decision::Commit => futures::join!(self.stock.commit(order_id), self.payment.commit(order_id)),
+            Decision::Abort { .. } => futures::join!(self.stock.abort(order_id), self.payment.abort(order_id)),
+        };
+        stock.and(payment)
+    }
+
+    async fn finish(&self, order_id: &str, decision: &Decision, now: &str) -> Result<Executed, Unavailable> {
+        let (status, reason, executed) = match decision {
+            Decision::Commit => (OrderStatus::Committed, None, Executed::Committed),
+            Decision::Abort { reason } => {
+                (OrderStatus::Failed, Some(reason.as_str()), Executed::Failed(reason.clone()))
+            }
+        };
+        self.ledger.finish(order_id, status, reason, now).await?;
+        tracing::info!(order_id, status = status.as_str(), "order executed");
+        Ok(executed)
+    }
+
+    /// The last delivery could not finish: abort unless commit was decided (a commit decision
+    /// must be carried out, so that order stays `executing` and its message goes to the DLQ).
+    async fn give_up(&self, order_id: &str, now: &str, error: Unavailable) -> Result<Executed, Unavailable> {
+        let Some(order) = self.ledger.load(order_id).await? else {
+            tracing::error!(order_id, %error, "dropping a message for an order that does not exist");
+            return Ok(Executed::Unknown);
+        };
+        if order.status.is_final() {
+            return Ok(Executed::AlreadyFinished(order.status));
+        }
+        let proposal = Decision::Abort { reason: format!("gave up: {error}") };
+        let decision = self.ledger.decide(order_id, &proposal).await?;
+        if decision == Decision::Commit {
+            return Err(error);
+        }
+        if let Err(abort) = self.phase_two(order_id, &decision).await {
+            // The order fails all the same; a participant left prepared releases on the next abort.
+            tracing::error!(order_id, error = %abort, "could not abort every participant");
+        }
+        self.ledger.start(order_id, now).await?;
+        self.finish(order_id, &decision, now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::service::tests::block_on;
+
+    #[derive(Default)]
+    struct Ledger(Mutex<BTreeMap<String, ExecutableOrder>>);
+
+    impl OrderLedger for Ledger {
+        async fn load(&self, order_id: &str) -> Result<Option<ExecutableOrder>, Unavailable> {
+            Ok(self.0.lock().unwrap().get(order_id).cloned())
+        }
+
+        async fn start(&self, order_id: &str, _: &str) -> Result<bool, Unavailable> {
+            let mut orders = self.0.lock().unwrap();
+            let Some(order) = orders.get_mut(order_id) else { return Ok(false) };
+            if !OrderStatus::Executing.may_follow().contains(&order.status) {
+                return Ok(false);
+            }
+            order.status = OrderStatus::Executing;
+            Ok(true)
+        }
+
+        async fn decide(&self, order_id: &str, decision: &Decision) -> Result<Decision, Unavailable> {
+            let mut orders = self.0.lock().unwrap();
+            let order = orders.get_mut(order_id).ok_or_else(|| Unavailable("no order".into()))?;
+            Ok(order.decision.get_or_insert_with(|| decision.clone()).clone())
+        }
+
+        async fn finish(
+            &self,
+            order_id: &str,
+            status: OrderStatus,
+            _: Option<&str>,
+            _: &str,
+        ) -> Result<(), Unavailable> {
+            let mut orders = self.0.lock().unwrap();
+            let order = orders.get_mut(order_id).ok_or_else(|| Unavailable("no order".into()))?;
+            assert_eq!(order.status, OrderStatus::Executing, "finish only from executing");
+            order.status = status;
+            Ok(())
+        }
+    }
+
+    /// Copies of one book: prepared reservations hold copies; commit keeps them, abort returns
+    /// them.
+    struct Stock {
+        copies: Mutex<i64>,
+        reservations: Mutex<BTreeMap<String, (i64, &'static str)>>,
+        down: Mutex<bool>,
+    }
+
+    impl Stock {
+        fn new(copies: i64) -> Self {
+            Self { copies: Mutex::new(copies), reservations: Mutex::default(), down: Mutex::new(false) }
+        }
+
+        fn check_up(&self) -> Result<(), Unavailable> {
+            if *self.down.lock().unwrap() { Err(Unavailable("books database down".into())) } else { Ok(()) }
+        }
+    }
+
+    impl Participant for Stock {
+        async fn prepare(&self, order: &ExecutableOrder) -> Result<Vote, Unavailable> {
+            self.check_up()?;
+            let wanted: i64 = order.lines.iter().map(|(_, n)| n).sum();
+            let mut reservations = self.reservations.lock().unwrap();
+            if let Some((_, state)) = reservations.get(&order.order_id) {
+                return Ok(if *state == "aborted" { Vote::No("aborted".into()) } else { Vote::Yes });
+            }
+            let mut copies = self.copies.lock().unwrap();
+            if *copies < wanted {
+                return Ok(Vote::No("out of stock".into()));
+            }
+            *copies -= wanted;
+            reservations.insert(order.order_id.clone(), (wanted, "prepared"));
+            Ok(Vote::Yes)
+        }
+
+        async fn commit(&self, order_id: &str) -> Result<(), Unavailable> {
+            self.check_up()?;
+            let mut reservations = self.reservations.lock().unwrap();
+            let reservation = reservations.get_mut(order_id).expect("commit after prepare");
+            assert_ne!(reservation.1, "aborted");
+            reservation.1 = "committed";
+            Ok(())
+        }
+
+        async fn abort(&self, order_id: &str) -> Result<(), Unavailable> {
+            self.check_up()?;
+            let mut reservations = self.reservations.lock().unwrap();
+            let reservation = reservations.entry(order_id.into()).or_insert((0, "aborted"));
+            assert_ne!(reservation.1, "committed");
+            if reservation.1 == "prepared" {
+                *self.copies.lock().unwrap() += reservation.0;
+            }
+            reservation.1 = "aborted";
+            Ok(())
+        }
+    }
+
+    /// Payment that authorises everything and counts charges.
+    #[derive(Default)]
+    struct Payment {
+        charged: AtomicUsize,
+        states: Mutex<BTreeMap<String, &'static str>>,
+    }
+
+    impl Participant for Payment {
+        async fn prepare(&self, order: &ExecutableOrder) -> Result<Vote, Unavailable> {
+            let mut states = self.states.lock().unwrap();
+            let state = states.entry(order.order_id.clone()).or_insert("authorized");
+            Ok(if *state == "released" { Vote::No("payment released".into()) } else { Vote::Yes })
+        }
+
+        async fn commit(&self, order_id: &str) -> Result<(), Unavailable> {
+            let mut states = self.states.lock().unwrap();
+            if states.insert(order_id.into(), "charged") != Some("charged") {
+                self.charged.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(())
+        }
+
+        async fn abort(&self, order_id: &str) -> Result<(), Unavailable> {
+            let mut states = self.states.lock().unwrap();
+            assert_ne!(states.get(order_id), Some(&"charged"));
+            states.insert(order_id.into(), "released");
+            Ok(())
+        }
+    }
+
+    /// Fails the first `n` times execution reaches `point`.
+    struct FailAt(FaultPoint, AtomicUsize);
+
+    impl Faults for FailAt {
+        async fn at(&self, point: FaultPoint) -> Result<(), Unavailable> {
+            if point == self.0 && self.1.load(Ordering::SeqCst) > 0 {
+                self.1.fetch_sub(1, Ordering::SeqCst);
+                return Err(Unavailable(format!("injected failure at {point:?}")));
+            }
+            Ok(())
+        }
+    }
+
+    fn executor<F: Faults>(copies: i64, orders: &[(&str, i64)], faults: F) -> OrderExecutor<Ledger, Stock, Payment, F> {
+        let ledger = Ledger::default();
+        for (id, quantity) in orders {
+            ledger.0.lock().unwrap().insert(
+                id.to_string(),
+                ExecutableOrder {
+                    order_id: id.to_string(),
+                    status: OrderStatus::Queued,
+                    lines: vec![("dune".into(), *quantity)],
+                    amount_cents: 1000,
+                    decision: None,
+                },
+            );
+        }
+        OrderExecutor { ledger, stock: Stock::new(copies), payment: Payment::default(), faults }
+    }
+
+    fn status(executor: &OrderExecutor<Ledger, Stock, Payment, impl Faults>, id: &str) -> OrderStatus {
+        executor.ledger.0.lock().unwrap()[id].status
+    }
+
+    #[test]
+    fn orders_commit_while_there_is_stock_and_then_fail_with_the_reason() {
+        let executor = executor(3, &[("o1", 2), ("o2", 2), ("o3", 1)], Reliable);
+        assert_eq!(block_on(executor.execute("o1", "t", false)), Ok(Executed::Committed));
+        assert_eq!(block_on(executor.execute("o2", "t", false)), Ok(Executed::Failed("out of stock".into())));
+        assert_eq!(block_on(executor.execute("o3", "t", false)), Ok(Executed::Committed));
+        assert_eq!(*executor.stock.copies.lock().unwrap(), 0);
+        assert_eq!(executor.payment.charged.load(Ordering::SeqCst), 2);
+        assert_eq!(executor.payment.states.lock().unwrap()["o2"], "released");
+        assert_eq!(status(&executor, "o2"), OrderStatus::Failed);
+    }
+
+    #[test]
+    fn a_duplicate_delivery_applies_nothing_twice() {
+        let executor = executor(5, &[("o1", 2)], Reliable);
+        assert_eq!(block_on(executor.execute("o1", "t", false)), Ok(Executed::Committed));
+        assert_eq!(block_on(executor.execute("o1", "t", false)), Ok(Executed::AlreadyFinished(OrderStatus::Committed)));
+        assert_eq!(*executor.stock.copies.lock().unwrap(), 3);
+        assert_eq!(executor.payment.charged.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_coordinator_that_died_after_deciding_is_finished_by_the_next_delivery_with_the_same_decision() {
+        let executor = executor(1, &[("o1", 1)], FailAt(FaultPoint::BeforePhaseTwo, AtomicUsize::new(1)));
+        assert!(block_on(executor.execute("o1", "t", false)).is_err());
+        assert_eq!(status(&executor, "o1"), OrderStatus::Executing);
+        assert_eq!(executor.ledger.0.lock().unwrap()["o1"].decision, Some(Decision::Commit));
+        // Between the deliveries the stock would no longer allow it: the recorded decision wins.
+        assert_eq!(block_on(executor.execute("o1", "t", false)), Ok(Executed::Committed));
+        assert_eq!(*executor.stock.copies.lock().unwrap(), 0);
+        assert_eq!(executor.payment.charged.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn the_last_delivery_aborts_an_undecided_order_and_fails_it_with_the_reason() {
+        let executor = executor(5, &[("o1", 1)], Reliable);
+        *executor.stock.down.lock().unwrap() = true;
+        assert!(block_on(executor.execute("o1", "t", false)).is_err());
+        let answer = block_on(executor.execute("o1", "t", true)).unwrap();
+        assert!(matches!(&answer, Executed::Failed(reason) if reason.contains("books database down")), "{answer:?}");
+        assert_eq!(status(&executor, "o1"), OrderStatus::Failed);
+        assert_eq!(executor.payment.states.lock().unwrap()["o1"], "released");
+        // Back up, a late prepare of the aborted order is refused.
+        *executor.stock.down.lock().unwrap() = false;
+        let order = executor.ledger.0.lock().unwrap()["o1"].clone();
+        block_on(executor.stock.abort("o1")).unwrap();
+        assert_eq!(block_on(executor.stock.prepare(&order)), Ok(Vote::No("aborted".into())));
+        assert_eq!(*executor.stock.copies.lock().unwrap(), 5);
+    }
+
+    #[test]
+    fn the_last_delivery_never_fails_an_order_decided_to_commit() {
+        let executor = executor(5, &[("o1", 1)], FailAt(FaultPoint::BeforePhaseTwo, AtomicUsize::new(2)));
+        assert!(block_on(executor.execute("o1", "t", false)).is_err());
+        assert!(block_on(executor.execute("o1", "t", true)).is_err());
+        assert_eq!(status(&executor, "o1"), OrderStatus::Executing);
+        assert_eq!(block_on(executor.execute("o1", "t", false)), Ok(Executed::Committed));
+    }
+
+    #[test]
+    fn an_unknown_order_is_retried_then_dropped() {
+        let executor = executor(5, &[], Reliable);
+        assert!(block_on(executor.execute("nope", "t", false)).is_err());
+        assert_eq!(block_on(executor.execute("nope", "t", true)), Ok(Executed::Unknown));
+    }
+}
