@@ -3,6 +3,8 @@ use aws_sdk_lambda::primitives::Blob;
 use bookstore_domain::events::Service;
 use bookstore_domain::orchestrator::ServiceClient;
 use bookstore_domain::service::{ServiceRequest, ServiceResponse, Unavailable};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::{env_or, unavailable};
 
@@ -37,17 +39,29 @@ impl LambdaServices {
 
 impl ServiceClient for LambdaServices {
     async fn call(&self, service: Service, request: &ServiceRequest) -> Result<ServiceResponse, Unavailable> {
-        let function = self.function(service);
-        let payload = serde_json::to_vec(request).map_err(|e| unavailable("encoding the request", e))?;
-        let answer =
-            self.client.invoke().function_name(function).payload(Blob::new(payload)).send().await.map_err(|e| {
-                unavailable(&format!("invoking {function}"), aws_sdk_lambda::error::DisplayErrorContext(e))
-            })?;
-        let body = answer.payload().map(|p| p.as_ref()).unwrap_or_default();
-        if let Some(error) = answer.function_error() {
-            let detail: String = String::from_utf8_lossy(body).chars().take(300).collect();
-            return Err(unavailable(&format!("{function} failed ({error})"), detail));
-        }
-        serde_json::from_slice(body).map_err(|e| unavailable(&format!("decoding {function}'s answer"), e))
+        invoke_json(&self.client, self.function(service), request).await
     }
+}
+
+/// Invokes `function` with `request` as JSON and decodes its JSON answer; a function error is
+/// an error, once.
+pub(crate) async fn invoke_json<Q: Serialize, A: DeserializeOwned>(
+    client: &Client,
+    function: &str,
+    request: &Q,
+) -> Result<A, Unavailable> {
+    let payload = serde_json::to_vec(request).map_err(|e| unavailable("encoding the request", e))?;
+    let answer = client
+        .invoke()
+        .function_name(function)
+        .payload(Blob::new(payload))
+        .send()
+        .await
+        .map_err(|e| unavailable(&format!("invoking {function}"), aws_sdk_lambda::error::DisplayErrorContext(e)))?;
+    let body = answer.payload().map(|p| p.as_ref()).unwrap_or_default();
+    if let Some(error) = answer.function_error() {
+        let detail: String = String::from_utf8_lossy(body).chars().take(300).collect();
+        return Err(unavailable(&format!("{function} failed ({error})"), detail));
+    }
+    serde_json::from_slice(body).map_err(|e| unavailable(&format!("decoding {function}'s answer"), e))
 }

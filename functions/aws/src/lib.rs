@@ -9,6 +9,8 @@
 //! | `ORDERS_TABLE` | the orders | `bookstore-orders` |
 //! | `ORDER_QUEUE_URL` | the order queue | — |
 //! | `TRANSACTION_VERIFICATION_FUNCTION`, `FRAUD_DETECTION_FUNCTION`, `SUGGESTIONS_FUNCTION` | the services' function names | `transaction-verification`, … |
+//! | `PAYMENTS_TABLE` | the payment participant's state | `bookstore-payments` |
+//! | `PAYMENT_FUNCTION` | the payment function's name | `payment` |
 //! | `BOOKS_DB_URL` | the books database's nodes, comma-separated | `http://127.0.0.1:7001` |
 
 mod books;
@@ -16,16 +18,20 @@ mod config;
 mod invoke;
 mod lambda;
 mod orders;
+mod payments;
 mod queue;
 mod service_state;
+mod stock;
 
 pub use books::BooksDbCatalog;
 pub use config::{env_or, http_client, sdk_config};
 pub use invoke::LambdaServices;
 pub use lambda::{current_month, error_response, json_response, now_rfc3339, preflight_response, serve_service};
 pub use orders::DynamoOrders;
+pub use payments::{DynamoPayments, LambdaPayment};
 pub use queue::SqsOrderQueue;
 pub use service_state::DynamoStateStore;
+pub use stock::BooksDbStock;
 
 use bookstore_domain::service::Unavailable;
 

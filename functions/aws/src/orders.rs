@@ -4,6 +4,10 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use bookstore_domain::execution::{Decision, ExecutableOrder, OrderLedger};
 use bookstore_domain::orchestrator::{OrderRecord, OrderStore, StatusChange};
 use bookstore_domain::order::OrderStatus;
 use bookstore_domain::service::Unavailable;
@@ -23,27 +27,24 @@ impl DynamoOrders {
 
     /// The order as `GET /orders/{orderId}` shows it; `None` for an unknown id.
     pub async fn get(&self, order_id: &str) -> Result<Option<OrderRecord>, Unavailable> {
-        let answer = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("orderId", AttributeValue::S(order_id.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("reading the order", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
-        let Some(item) = answer.item() else { return Ok(None) };
-        let record = string(item, "record").ok_or_else(|| unavailable("reading the order", "no record"))?;
-        let mut record: OrderRecord = serde_json::from_str(record).map_err(|e| unavailable("decoding the order", e))?;
-        if let Some(status) = string(item, "status") {
-            record.status = serde_json::from_value(serde_json::Value::from(status))
-                .map_err(|e| unavailable("decoding the order status", e))?;
-        }
-        if let Some(history) = item.get("history").and_then(|h| h.as_l().ok()) {
-            record.history = history.iter().filter_map(status_change).collect();
-        }
-        Ok(Some(record))
+        self.item(order_id).await?.as_ref().map(decode_record).transpose()
     }
+}
+
+fn decode_record(item: &HashMap<String, AttributeValue>) -> Result<OrderRecord, Unavailable> {
+    let record = string(item, "record").ok_or_else(|| unavailable("reading the order", "no record"))?;
+    let mut record: OrderRecord = serde_json::from_str(record).map_err(|e| unavailable("decoding the order", e))?;
+    if let Some(status) = string(item, "status") {
+        record.status = serde_json::from_value(serde_json::Value::from(status))
+            .map_err(|e| unavailable("decoding the order status", e))?;
+    }
+    if let Some(reason) = string(item, "failureReason") {
+        record.reason = Some(reason.to_string());
+    }
+    if let Some(history) = item.get("history").and_then(|h| h.as_l().ok()) {
+        record.history = history.iter().filter_map(status_change).collect();
+    }
+    Ok(record)
 }
 
 fn change_attribute(status: OrderStatus, at: &str) -> AttributeValue {
@@ -101,5 +102,123 @@ impl OrderStore for DynamoOrders {
             .await
             .map_err(|e| unavailable("changing the order status", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
         Ok(())
+    }
+}
+
+impl DynamoOrders {
+    async fn item(&self, order_id: &str) -> Result<Option<HashMap<String, AttributeValue>>, Unavailable> {
+        let answer = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("orderId", AttributeValue::S(order_id.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("reading the order", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+        Ok(answer.item().cloned())
+    }
+
+    /// A conditional update; answers `false` when the condition did not hold.
+    async fn update(&self, update: UpdateItemFluentBuilder, what: &str) -> Result<bool, Unavailable> {
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(unavailable(what, aws_sdk_dynamodb::error::DisplayErrorContext(e))),
+        }
+    }
+
+    fn change_status(&self, order_id: &str, from: OrderStatus, to: OrderStatus, at: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("orderId", AttributeValue::S(order_id.into()))
+            .update_expression("SET #status = :to, history = list_append(history, :change)")
+            .condition_expression("#status = :from")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":to", AttributeValue::S(to.as_str().into()))
+            .expression_attribute_values(":from", AttributeValue::S(from.as_str().into()))
+            .expression_attribute_values(":change", AttributeValue::L(vec![change_attribute(to, at)]))
+    }
+}
+
+fn decode_decision(item: &HashMap<String, AttributeValue>) -> Result<Option<Decision>, Unavailable> {
+    string(item, "decision")
+        .map(|d| serde_json::from_str(d).map_err(|e| unavailable("decoding the decision", e)))
+        .transpose()
+}
+
+impl OrderLedger for DynamoOrders {
+    async fn load(&self, order_id: &str) -> Result<Option<ExecutableOrder>, Unavailable> {
+        let Some(item) = self.item(order_id).await? else { return Ok(None) };
+        let record = decode_record(&item)?;
+        let mut lines: Vec<(String, i64)> = Vec::new();
+        for line in &record.items {
+            let (Some(book), Some(copies)) = (&line.book_id, line.quantity) else { continue };
+            match lines.iter_mut().find(|(b, _)| b == book) {
+                Some((_, total)) => *total += copies,
+                None => lines.push((book.clone(), copies)),
+            }
+        }
+        Ok(Some(ExecutableOrder {
+            order_id: order_id.into(),
+            status: record.status,
+            lines,
+            amount_cents: record.amount_cents,
+            decision: decode_decision(&item)?,
+        }))
+    }
+
+    async fn start(&self, order_id: &str, at: &str) -> Result<bool, Unavailable> {
+        let update = self.change_status(order_id, OrderStatus::Queued, OrderStatus::Executing, at);
+        if self.update(update, "starting the order").await? {
+            return Ok(true);
+        }
+        // Taking over from an executor that died: the order is already executing.
+        let item = self.item(order_id).await?;
+        Ok(item.as_ref().and_then(|i| string(i, "status")) == Some(OrderStatus::Executing.as_str()))
+    }
+
+    async fn decide(&self, order_id: &str, decision: &Decision) -> Result<Decision, Unavailable> {
+        let encoded = serde_json::to_string(decision).map_err(|e| unavailable("encoding the decision", e))?;
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("orderId", AttributeValue::S(order_id.into()))
+            .update_expression("SET decision = :decision")
+            .condition_expression("attribute_exists(orderId) AND attribute_not_exists(decision)")
+            .expression_attribute_values(":decision", AttributeValue::S(encoded));
+        if self.update(update, "recording the decision").await? {
+            return Ok(decision.clone());
+        }
+        let item = self.item(order_id).await?.ok_or_else(|| unavailable("recording the decision", "no such order"))?;
+        decode_decision(&item)?.ok_or_else(|| unavailable("recording the decision", "the order has none"))
+    }
+
+    async fn finish(
+        &self,
+        order_id: &str,
+        status: OrderStatus,
+        reason: Option<&str>,
+        at: &str,
+    ) -> Result<(), Unavailable> {
+        let mut update = self.change_status(order_id, OrderStatus::Executing, status, at);
+        if let Some(reason) = reason {
+            update = update
+                .update_expression(
+                    "SET #status = :to, history = list_append(history, :change), failureReason = :reason",
+                )
+                .expression_attribute_values(":reason", AttributeValue::S(reason.into()));
+        }
+        if self.update(update, "finishing the order").await? {
+            return Ok(());
+        }
+        let item = self.item(order_id).await?;
+        match item.as_ref().and_then(|i| string(i, "status")) {
+            // A duplicate that raced this one finished it first.
+            Some(current) if current == status.as_str() => Ok(()),
+            current => Err(Unavailable(format!("order {order_id} is {current:?}, cannot become {}", status.as_str()))),
+        }
     }
 }

@@ -9,6 +9,7 @@
 //! - [`orchestrator`]: the checkout: the event graph across the services, the decision, the order
 //! - [`order`]: an order's states and the transitions between them
 //! - [`execution`]: the order executor: a two-phase commit across stock and payment, exactly once
+//! - [`payment`]: the payment participant: authorise, charge, release
 //! - [`service`]: what a service does with a request: init, run an event (enforcing the order), clear
 //! - [`catalog`]: books, the default catalog (`catalog/books.json`), its validation, lookups by id or title
 //! - [`suggestions`]: books to suggest for a cart (event f), ranked by co-purchases, author, genre
@@ -22,6 +23,7 @@ pub mod execution;
 pub mod fraud;
 pub mod orchestrator;
 pub mod order;
+pub mod payment;
 pub mod service;
 pub mod suggestions;
 pub mod vector_clock;

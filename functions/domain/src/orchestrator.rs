@@ -172,8 +172,15 @@ async fn decide<S, O: OrderStore, Q: OrderQueue, C>(
     deps.orders.create(&record).await?;
     tracing::info!(order_id = %order_id, status = status.as_str(), vector_clock = %final_clock, "order decided");
     if status == OrderStatus::Approved {
-        deps.queue.enqueue(order_id).await?;
+        // Queued before the message is sent, so that an executor never finds it `approved`.
         deps.orders.transition(order_id, OrderStatus::Approved, OrderStatus::Queued, now).await?;
+        if let Err(e) = deps.queue.enqueue(order_id).await {
+            let failed = deps.orders.transition(order_id, OrderStatus::Queued, OrderStatus::Failed, now).await;
+            if let Err(also) = failed {
+                tracing::error!(order_id, error = %also, "an order that could not be queued stays queued");
+            }
+            return Err(e.into());
+        }
     }
     Ok(CheckoutResponse {
         order_id: order_id.to_string(),

@@ -1,0 +1,159 @@
+//! The books database as a two-phase-commit participant: prepare reserves the stock of every
+//! line of an order in one Raft transaction (refused when any is short), commit keeps the
+//! reservation, abort gives the copies back. `reservation/{orderId}` records the step reached, so
+//! every step is idempotent and an abort before prepare refuses a late prepare.
+
+use books_db_client::BooksDb;
+use books_db_client::api::{Check, Compare, TxnOp, TxnRequest};
+use bookstore_domain::execution::{ExecutableOrder, Participant, Vote};
+use bookstore_domain::service::Unavailable;
+use serde::{Deserialize, Serialize};
+
+use crate::books::STOCK_PREFIX;
+use crate::unavailable;
+
+const RESERVATION_PREFIX: &str = "reservation/";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Reservation {
+    state: Step,
+    /// Book id → copies.
+    lines: Vec<(String, i64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum Step {
+    Prepared,
+    Committed,
+    Aborted,
+}
+
+pub struct BooksDbStock {
+    db: BooksDb,
+}
+
+impl BooksDbStock {
+    pub fn new(db: BooksDb) -> Self {
+        Self { db }
+    }
+
+    async fn reservation(&self, order_id: &str) -> Result<Option<(Reservation, serde_json::Value)>, Unavailable> {
+        let Some(entry) = self.db.get(&key(order_id)).await.map_err(|e| unavailable("reading a reservation", e))?
+        else {
+            return Ok(None);
+        };
+        let reservation = serde_json::from_value(entry.value.clone()).map_err(|e| unavailable("a reservation", e))?;
+        Ok(Some((reservation, entry.value)))
+    }
+
+    /// Moves a prepared reservation to `to` (giving its copies back if `undo_stock`) in one
+    /// transaction that holds only if the reservation is still the one read.
+    async fn finish(&self, order_id: &str, to: Step, undo_stock: bool) -> Result<(), Unavailable> {
+        // Two tries: a concurrent step of the same order can change the reservation in between.
+        for _ in 0..2 {
+            let current = self.reservation(order_id).await?;
+            let (mut reservation, stored) = match current {
+                Some((reservation, _)) if reservation.state == to => return Ok(()),
+                Some((reservation, stored)) if reservation.state == Step::Prepared => (reservation, stored),
+                Some((reservation, _)) => {
+                    return Err(Unavailable(format!(
+                        "reservation of {order_id} is {:?}, cannot be {to:?}",
+                        reservation.state
+                    )));
+                }
+                None if to == Step::Aborted => {
+                    // Abort before prepare: remember it, so that a late prepare is refused.
+                    let aborted = Reservation { state: Step::Aborted, lines: Vec::new() };
+                    let txn = TxnRequest {
+                        compare: vec![Compare { key: key(order_id), check: Check::Exists(false) }],
+                        success: vec![put(order_id, &aborted)?],
+                        failure: vec![],
+                    };
+                    if self.txn(&txn).await? {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                None => return Err(Unavailable(format!("commit of {order_id}, which was never prepared"))),
+            };
+            let mut success: Vec<TxnOp> = if undo_stock {
+                reservation.lines.iter().map(|(book, n)| TxnOp::Add { key: stock_key(book), delta: *n }).collect()
+            } else {
+                Vec::new()
+            };
+            reservation.state = to;
+            success.push(put(order_id, &reservation)?);
+            let txn = TxnRequest {
+                compare: vec![Compare { key: key(order_id), check: Check::Value(stored) }],
+                success,
+                failure: vec![],
+            };
+            if self.txn(&txn).await? {
+                return Ok(());
+            }
+        }
+        Err(Unavailable(format!("reservation of {order_id} kept changing")))
+    }
+
+    async fn txn(&self, txn: &TxnRequest) -> Result<bool, Unavailable> {
+        Ok(self.db.txn(txn).await.map_err(|e| unavailable("a books database transaction", e))?.succeeded)
+    }
+}
+
+fn key(order_id: &str) -> String {
+    format!("{RESERVATION_PREFIX}{order_id}")
+}
+
+fn stock_key(book_id: &str) -> String {
+    format!("{STOCK_PREFIX}{book_id}")
+}
+
+fn put(order_id: &str, reservation: &Reservation) -> Result<TxnOp, Unavailable> {
+    let value = serde_json::to_value(reservation).map_err(|e| unavailable("encoding a reservation", e))?;
+    Ok(TxnOp::Put { key: key(order_id), value })
+}
+
+impl Participant for BooksDbStock {
+    async fn prepare(&self, order: &ExecutableOrder) -> Result<Vote, Unavailable> {
+        let mut compare = vec![Compare { key: key(&order.order_id), check: Check::Exists(false) }];
+        let mut success = Vec::new();
+        for (book, copies) in &order.lines {
+            compare.push(Compare { key: stock_key(book), check: Check::AtLeast(*copies) });
+            success.push(TxnOp::Add { key: stock_key(book), delta: -copies });
+        }
+        let reservation = Reservation { state: Step::Prepared, lines: order.lines.clone() };
+        success.push(put(&order.order_id, &reservation)?);
+        let answer = self
+            .db
+            .txn(&TxnRequest { compare, success, failure: vec![] })
+            .await
+            .map_err(|e| unavailable("reserving stock", e))?;
+        if answer.succeeded {
+            return Ok(Vote::Yes);
+        }
+        if answer.failed_compares.contains(&0) {
+            // Prepared before (a retry), or aborted before.
+            return Ok(match self.reservation(&order.order_id).await? {
+                Some((reservation, _)) if reservation.state == Step::Aborted => Vote::No("aborted".into()),
+                _ => Vote::Yes,
+            });
+        }
+        let short: Vec<&str> = answer
+            .failed_compares
+            .iter()
+            .filter_map(|i| order.lines.get(i.checked_sub(1)?))
+            .map(|(book, _)| book.as_str())
+            .collect();
+        Ok(Vote::No(format!("out of stock: {}", short.join(", "))))
+    }
+
+    async fn commit(&self, order_id: &str) -> Result<(), Unavailable> {
+        self.finish(order_id, Step::Committed, false).await
+    }
+
+    async fn abort(&self, order_id: &str) -> Result<(), Unavailable> {
+        self.finish(order_id, Step::Aborted, true).await
+    }
+}
