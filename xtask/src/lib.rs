@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod fraud_model;
 pub mod gateway;
+pub mod poller;
 pub mod stack;
 pub mod template;
 pub mod up;

@@ -21,7 +21,7 @@ use raft_local_cluster::{LocalCluster, free_addrs, spawn_tied};
 use crate::template::{Resolver, Route, Template};
 use crate::venv;
 
-const REGION: &str = "us-east-1";
+pub(crate) const REGION: &str = "us-east-1";
 
 /// moto server's own application (what `moto_server` serves), served by waitress instead of
 /// werkzeug's development server: werkzeug closes the connection after every answer, so each call
@@ -46,12 +46,22 @@ pub struct StackOptions {
     pub data_dir: Option<PathBuf>,
     /// Build and run the functions with optimizations (for benchmarks; slower to build).
     pub release: bool,
+    /// Values for the template's parameters, over their defaults.
+    pub parameters: Vec<(String, String)>,
 }
 
 impl StackOptions {
     /// Free ports and a temporary folder: for tests, which may run side by side.
     pub fn ephemeral() -> Self {
-        Self { gateway_port: 0, aws_port: 0, watch_port: 0, books_db_port: 0, data_dir: None, release: false }
+        Self {
+            gateway_port: 0,
+            aws_port: 0,
+            watch_port: 0,
+            books_db_port: 0,
+            data_dir: None,
+            release: false,
+            parameters: Vec::new(),
+        }
     }
 }
 
@@ -70,6 +80,7 @@ pub struct Stack {
     pub logs: PathBuf,
     processes: Vec<(&'static str, Child)>,
     gateway: tokio::task::JoinHandle<()>,
+    pollers: Vec<tokio::task::JoinHandle<()>>,
     _temporary: Option<tempfile::TempDir>,
 }
 
@@ -103,6 +114,7 @@ impl Stack {
 
         let mut resolver = Resolver::default();
         resolver.refs.extend(template.parameter_defaults());
+        resolver.refs.extend(options.parameters.iter().cloned());
         resolver.refs.insert("AWS::Region".into(), REGION.into());
         let resources = create_resources(&template, &aws_endpoint, &mut resolver).await?;
 
@@ -176,7 +188,7 @@ impl Stack {
             }
         });
 
-        let stack = Stack {
+        let mut stack = Stack {
             gateway_url,
             aws_endpoint,
             watch_url,
@@ -186,10 +198,48 @@ impl Stack {
             logs,
             processes: std::mem::take(&mut stack_guard.0),
             gateway,
+            pollers: Vec::new(),
             _temporary: temporary,
         };
         stack.warm_up(&functions).await?;
+        stack.pollers = stack.start_pollers(&functions, &resolver)?;
         Ok(stack)
+    }
+
+    /// The event source mappings of the template's `SQS` events: as many pollers per event as it
+    /// lets batches run at once.
+    fn start_pollers(
+        &self,
+        functions: &[crate::template::FunctionSpec],
+        resolver: &Resolver,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+        let (_, sqs) = emulator_clients(&self.aws_endpoint);
+        let mut pollers = Vec::new();
+        for function in functions {
+            for event in &function.queue_events {
+                let queue_url =
+                    self.resources.get(&event.queue).with_context(|| format!("no queue {}", event.queue))?;
+                let queue_arn =
+                    resolver.attributes.get(&(event.queue.clone(), "Arn".into())).context("no queue ARN")?;
+                for _ in 0..event.maximum_concurrency {
+                    let poller = crate::poller::QueuePoller {
+                        sqs: sqs.clone(),
+                        queue_url: queue_url.clone(),
+                        queue_arn: queue_arn.clone(),
+                        invoke_url: self.invoke_url(&function.binary),
+                        batch_size: event.batch_size,
+                        report_batch_item_failures: event.report_batch_item_failures,
+                    };
+                    pollers.push(tokio::spawn(poller.run()));
+                }
+            }
+        }
+        Ok(pollers)
+    }
+
+    /// A function's Lambda Invoke URL on `cargo lambda watch`.
+    pub fn invoke_url(&self, binary: &str) -> String {
+        format!("{}/2015-03-31/functions/{binary}/invocations", self.watch_url)
     }
 
     /// Invokes every function once, so the first real request finds them built and started
@@ -208,17 +258,34 @@ impl Stack {
                         let method = reqwest::Method::from_bytes(route.method.as_bytes())?;
                         http.request(method, format!("{}{path}", self.gateway_url)).body("warm-up").send().await
                     }
-                    // A service clears an order it never saw.
+                    // A queue consumer gets an empty batch; any other function a request it
+                    // refuses (a service clears an order it never saw).
                     None => {
-                        let url = format!("{}/2015-03-31/functions/{}/invocations", self.watch_url, function.binary);
-                        http.post(url).body(r#"{"action":"clear","orderId":"warm-up","finalClock":{}}"#).send().await
+                        let body = if function.queue_events.is_empty() {
+                            r#"{"action":"clear","orderId":"warm-up","finalClock":{}}"#
+                        } else {
+                            r#"{"Records":[]}"#
+                        };
+                        http.post(self.invoke_url(&function.binary)).body(body).send().await
                     }
                 };
+                // Any answer of the function's own (a 4xx, or a function error: a 500 from cargo
+                // lambda watch with the runtime's `errorType`) means it runs.
+                let answer = match answer {
+                    Ok(answer) if answer.status().is_server_error() => {
+                        let status = answer.status();
+                        match answer.text().await {
+                            Ok(body) if body.contains("\"errorType\"") => break,
+                            _ => Ok(status),
+                        }
+                    }
+                    Ok(answer) => Ok(answer.status()),
+                    Err(e) => Err(e),
+                };
                 match answer {
-                    // Any answer of the function's own (a 4xx included) means it runs.
-                    Ok(answer) if !answer.status().is_server_error() => break,
-                    Ok(answer) if Instant::now() > deadline => {
-                        bail!("{} did not start: {}; see {}", function.binary, answer.status(), self.logs.display())
+                    Ok(status) if !status.is_server_error() => break,
+                    Ok(status) if Instant::now() > deadline => {
+                        bail!("{} did not start: {status}; see {}", function.binary, self.logs.display())
                     }
                     Err(e) if Instant::now() > deadline => bail!("{} did not start: {e}", function.binary),
                     // Not listening yet, or still starting: ask again in a moment, not at once,
@@ -234,6 +301,9 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         self.gateway.abort();
+        for poller in &self.pollers {
+            poller.abort();
+        }
         stop(&mut self.processes);
     }
 }

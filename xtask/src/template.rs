@@ -39,6 +39,19 @@ pub struct FunctionSpec {
     /// Global and own environment variables, unresolved.
     pub environment: BTreeMap<String, Value>,
     pub routes: Vec<Route>,
+    /// Its SQS event sources.
+    pub queue_events: Vec<QueueEvent>,
+}
+
+/// An `SQS` event of a function: the event source mapping AWS would run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueEvent {
+    /// The queue's logical id (from `Queue: !GetAtt X.Arn`).
+    pub queue: String,
+    pub batch_size: i32,
+    /// How many batches may run at once (`ScalingConfig.MaximumConcurrency`).
+    pub maximum_concurrency: usize,
+    pub report_batch_item_failures: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,13 +133,30 @@ impl Template {
                 let own = function["Properties"]["Environment"]["Variables"].as_object().cloned().unwrap_or_default();
                 environment.extend(own);
                 let mut routes = Vec::new();
+                let mut queue_events = Vec::new();
                 for event in function["Properties"]["Events"].as_object().into_iter().flatten().map(|(_, e)| e) {
+                    let properties = &event["Properties"];
                     if event["Type"] == "Api" {
-                        let method = text(&event["Properties"]["Method"])?.to_uppercase();
-                        routes.push(Route { method, path: text(&event["Properties"]["Path"])? });
+                        let method = text(&properties["Method"])?.to_uppercase();
+                        routes.push(Route { method, path: text(&properties["Path"])? });
+                    } else if event["Type"] == "SQS" {
+                        let queue = properties["Queue"]["Fn::GetAtt"][0]
+                            .as_str()
+                            .with_context(|| format!("{id}: an SQS event's Queue is not !GetAtt QUEUE.Arn"))?;
+                        let responses = properties["FunctionResponseTypes"].as_array().into_iter().flatten();
+                        queue_events.push(QueueEvent {
+                            queue: queue.to_string(),
+                            // AWS's defaults: 10 messages, up to 1,000 batches at once.
+                            batch_size: properties["BatchSize"].as_i64().and_then(|n| n.try_into().ok()).unwrap_or(10),
+                            maximum_concurrency: properties["ScalingConfig"]["MaximumConcurrency"]
+                                .as_u64()
+                                .and_then(|n| n.try_into().ok())
+                                .unwrap_or(1000),
+                            report_batch_item_failures: responses.into_iter().any(|r| r == "ReportBatchItemFailures"),
+                        });
                     }
                 }
-                Ok(FunctionSpec { logical_id: id.clone(), binary, environment, routes })
+                Ok(FunctionSpec { logical_id: id.clone(), binary, environment, routes, queue_events })
             })
             .collect()
     }
@@ -186,10 +216,24 @@ mod tests {
         assert_eq!(checkout.environment["ORDER_QUEUE_URL"], serde_json::json!({"Ref": "OrderQueue"}));
         assert!(checkout.environment.contains_key("BOOKS_DB_URL"), "globals are merged in");
         let tables: Vec<String> = template.tables().unwrap().into_iter().map(|t| t.logical_id).collect();
-        assert_eq!(tables, ["OrdersTable", "ServiceStateTable"]);
+        assert_eq!(tables, ["OrdersTable", "PaymentsTable", "ServiceStateTable"]);
         let queues = template.queues();
         let order_queue = queues.iter().find(|q| q.logical_id == "OrderQueue").unwrap();
-        assert_eq!(order_queue.properties["RedrivePolicy"]["maxReceiveCount"], 5);
+        let max_receives = &order_queue.properties["RedrivePolicy"]["maxReceiveCount"];
+        assert_eq!(max_receives, 5);
+
+        let executor = functions.iter().find(|f| f.binary == "order-executor").unwrap();
+        let expected = QueueEvent {
+            queue: "OrderQueue".into(),
+            batch_size: 2,
+            maximum_concurrency: 2,
+            report_batch_item_failures: true,
+        };
+        assert_eq!(executor.queue_events, [expected]);
+        assert_eq!(&executor.environment["MAX_RECEIVES"], max_receives, "the executor knows its last delivery");
+        let timeout = template.json["Globals"]["Function"]["Timeout"].as_u64().unwrap();
+        let visibility = order_queue.properties["VisibilityTimeout"].as_u64().unwrap();
+        assert!(visibility >= 6 * timeout, "the visibility timeout is the lock: {visibility} s vs {timeout} s");
     }
 
     #[test]

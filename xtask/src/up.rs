@@ -24,6 +24,14 @@ pub struct Up {
     /// Build and run the functions with optimizations: slower to start, faster checkouts.
     #[arg(long)]
     release: bool,
+    /// Emulate the course's slow executors: a random delay per order, MIN-MAX milliseconds
+    /// (the course used 5000-30000). Off by default.
+    #[arg(long, env = "EXECUTOR_DELAY_MS")]
+    executor_delay_ms: Option<String>,
+    /// Emulate the course's unreliable executors: the probability that a delivery fails midway
+    /// (the course used 0.5). Off by default.
+    #[arg(long, env = "EXECUTOR_FAILURE_RATE")]
+    executor_failure_rate: Option<String>,
 }
 
 pub fn run(options: Up) -> Result<()> {
@@ -50,6 +58,13 @@ pub fn run(options: Up) -> Result<()> {
             books_db_port: options.books_db_port,
             data_dir: Some(data_dir),
             release: options.release,
+            parameters: [
+                ("ExecutorDelayMs", options.executor_delay_ms),
+                ("ExecutorFailureRate", options.executor_failure_rate),
+            ]
+            .into_iter()
+            .filter_map(|(name, value)| Some((name.to_string(), value?)))
+            .collect(),
         })
         .await?;
         println!("ready: the bookstore at {}", stack.gateway_url);

@@ -14,6 +14,7 @@ use bookstore_domain::catalog::default_catalog;
 use bookstore_domain::checkout::parse_checkout;
 use bookstore_domain::events::PROCESSES;
 use bookstore_domain::fraud::{self, FraudModel};
+use bookstore_domain::payment::PaymentRequest;
 use bookstore_domain::service::{OrderData, ServiceRequest};
 use bookstore_domain::verification;
 use serde_json::Value;
@@ -209,5 +210,22 @@ fn service_events_are_service_requests() {
                 assert!(final_clock.get(process) > 0, "{file}: the final clock misses {process}");
             }
         }
+    }
+}
+
+/// The order executor's event is an SQS event about that order, and payment's a request it takes.
+#[test]
+fn queue_and_payment_events_fit_their_functions() {
+    let order_id = event("orders.json")["pathParameters"]["orderId"].clone();
+    let queue_event: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_value(event("order-executor.json")).expect("an SQS event");
+    let body: Value = serde_json::from_str(queue_event.records[0].body.as_deref().unwrap_or_default()).unwrap();
+    assert_eq!(body["orderId"], order_id);
+    let payment: PaymentRequest = serde_json::from_value(event("payment.json")).expect("a payment request");
+    assert_eq!(payment.order_id(), order_id);
+    assert_eq!(serde_json::to_value(&payment).unwrap(), event("payment.json"), "fields payment ignores");
+    let binaries: Vec<String> = template_functions().into_iter().map(|f| f.binary).collect();
+    for binary in ["order-executor", "payment"] {
+        assert!(binaries.iter().any(|b| b == binary), "{binary} is not in the template");
     }
 }

@@ -18,3 +18,10 @@ pub fn http_client() -> SharedHttpClient {
 pub fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
 }
+
+/// A Lambda client that does not retry: a function error must come back once, not three times
+/// (`cargo lambda watch` answers one with HTTP 500, which the SDK would otherwise retry).
+pub fn lambda_client(config: &SdkConfig) -> aws_sdk_lambda::Client {
+    let retry = aws_sdk_lambda::config::retry::RetryConfig::disabled();
+    aws_sdk_lambda::Client::from_conf(aws_sdk_lambda::config::Builder::from(config).retry_config(retry).build())
+}

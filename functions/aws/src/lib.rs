@@ -15,6 +15,7 @@
 
 mod books;
 mod config;
+mod executor;
 mod invoke;
 mod lambda;
 mod orders;
@@ -24,7 +25,8 @@ mod service_state;
 mod stock;
 
 pub use books::BooksDbCatalog;
-pub use config::{env_or, http_client, sdk_config};
+pub use config::{env_or, http_client, lambda_client, sdk_config};
+pub use executor::{DeliverySettings, EmulatedFaults, RetryQueue, execute_batch};
 pub use invoke::LambdaServices;
 pub use lambda::{current_month, error_response, json_response, now_rfc3339, preflight_response, serve_service};
 pub use orders::DynamoOrders;

@@ -7,11 +7,10 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_sdk_lambda::config::retry::RetryConfig;
 use books_db_client::BooksDb;
 use bookstore_aws::{
-    BooksDbCatalog, DynamoOrders, LambdaServices, SqsOrderQueue, env_or, error_response, json_response, now_rfc3339,
-    preflight_response, sdk_config,
+    BooksDbCatalog, DynamoOrders, LambdaServices, SqsOrderQueue, env_or, error_response, json_response, lambda_client,
+    now_rfc3339, preflight_response, sdk_config,
 };
 use bookstore_domain::orchestrator::{CheckoutError, Dependencies, checkout};
 use lambda_http::http::{Method, StatusCode};
@@ -32,10 +31,7 @@ struct Checkout {
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = sdk_config().await;
-    // No retries of invokes: a function error must come back once, not three times.
-    let lambda = aws_sdk_lambda::Client::from_conf(
-        aws_sdk_lambda::config::Builder::from(&config).retry_config(RetryConfig::disabled()).build(),
-    );
+    let lambda = lambda_client(&config);
     let catalog = BooksDbCatalog::new(BooksDb::from_url_list(&env_or("BOOKS_DB_URL", "http://127.0.0.1:7001"))?);
     if let Err(e) = catalog.seed_if_empty().await {
         tracing::warn!(error = %e, "could not check the catalog");

@@ -102,24 +102,30 @@ pub enum Executed {
     Unknown,
 }
 
-pub struct OrderExecutor<L, S, P, F> {
+pub struct OrderExecutor<L, S, P> {
     pub ledger: L,
     pub stock: S,
     pub payment: P,
-    pub faults: F,
 }
 
-impl<L: OrderLedger, S: Participant, P: Participant, F: Faults> OrderExecutor<L, S, P, F> {
-    /// Executes one delivery of `order_id`. An error means "deliver again later"; on the
-    /// `last_delivery`, an order that has no commit decision is aborted and fails instead.
-    pub async fn execute(&self, order_id: &str, now: &str, last_delivery: bool) -> Result<Executed, Unavailable> {
-        match self.try_execute(order_id, now).await {
+impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
+    /// Executes one delivery of `order_id`, with `faults` injected. An error means "deliver
+    /// again later"; on the `last_delivery`, an order that has no commit decision is aborted and
+    /// fails instead.
+    pub async fn execute(
+        &self,
+        order_id: &str,
+        now: &str,
+        last_delivery: bool,
+        faults: &impl Faults,
+    ) -> Result<Executed, Unavailable> {
+        match self.try_execute(order_id, now, faults).await {
             Err(error) if last_delivery => self.give_up(order_id, now, error).await,
             answer => answer,
         }
     }
 
-    async fn try_execute(&self, order_id: &str, now: &str) -> Result<Executed, Unavailable> {
+    async fn try_execute(&self, order_id: &str, now: &str, faults: &impl Faults) -> Result<Executed, Unavailable> {
         let Some(order) = self.ledger.load(order_id).await? else {
             return Err(Unavailable(format!("order {order_id} is not in the orders table")));
         };
@@ -132,7 +138,7 @@ impl<L: OrderLedger, S: Participant, P: Participant, F: Faults> OrderExecutor<L,
         let decision = match order.decision.clone() {
             Some(decision) => decision,
             None => {
-                self.faults.at(FaultPoint::BeforePrepare).await?;
+                faults.at(FaultPoint::BeforePrepare).await?;
                 let (stock, payment) = futures::join!(self.stock.prepare(&order), self.payment.prepare(&order));
                 let proposal = match (stock?, payment?) {
                     (Vote::Yes, Vote::Yes) => Decision::Commit,
@@ -142,7 +148,7 @@ impl<L: OrderLedger, S: Participant, P: Participant, F: Faults> OrderExecutor<L,
             }
         };
         tracing::info!(order_id, ?decision, "decided");
-        self.faults.at(FaultPoint::BeforePhaseTwo).await?;
+        faults.at(FaultPoint::BeforePhaseTwo).await?;
         self.phase_two(order_id, &decision).await?;
         self.finish(order_id, &decision, now).await
     }
@@ -340,7 +346,7 @@ mod tests {
         }
     }
 
-    fn executor<F: Faults>(copies: i64, orders: &[(&str, i64)], faults: F) -> OrderExecutor<Ledger, Stock, Payment, F> {
+    fn executor(copies: i64, orders: &[(&str, i64)]) -> OrderExecutor<Ledger, Stock, Payment> {
         let ledger = Ledger::default();
         for (id, quantity) in orders {
             ledger.0.lock().unwrap().insert(
@@ -354,19 +360,20 @@ mod tests {
                 },
             );
         }
-        OrderExecutor { ledger, stock: Stock::new(copies), payment: Payment::default(), faults }
+        OrderExecutor { ledger, stock: Stock::new(copies), payment: Payment::default() }
     }
 
-    fn status(executor: &OrderExecutor<Ledger, Stock, Payment, impl Faults>, id: &str) -> OrderStatus {
+    fn status(executor: &OrderExecutor<Ledger, Stock, Payment>, id: &str) -> OrderStatus {
         executor.ledger.0.lock().unwrap()[id].status
     }
 
     #[test]
     fn orders_commit_while_there_is_stock_and_then_fail_with_the_reason() {
-        let executor = executor(3, &[("o1", 2), ("o2", 2), ("o3", 1)], Reliable);
-        assert_eq!(block_on(executor.execute("o1", "t", false)), Ok(Executed::Committed));
-        assert_eq!(block_on(executor.execute("o2", "t", false)), Ok(Executed::Failed("out of stock".into())));
-        assert_eq!(block_on(executor.execute("o3", "t", false)), Ok(Executed::Committed));
+        let executor = executor(3, &[("o1", 2), ("o2", 2), ("o3", 1)]);
+        let faults = Reliable;
+        assert_eq!(block_on(executor.execute("o1", "t", false, &faults)), Ok(Executed::Committed));
+        assert_eq!(block_on(executor.execute("o2", "t", false, &faults)), Ok(Executed::Failed("out of stock".into())));
+        assert_eq!(block_on(executor.execute("o3", "t", false, &faults)), Ok(Executed::Committed));
         assert_eq!(*executor.stock.copies.lock().unwrap(), 0);
         assert_eq!(executor.payment.charged.load(Ordering::SeqCst), 2);
         assert_eq!(executor.payment.states.lock().unwrap()["o2"], "released");
@@ -375,31 +382,37 @@ mod tests {
 
     #[test]
     fn a_duplicate_delivery_applies_nothing_twice() {
-        let executor = executor(5, &[("o1", 2)], Reliable);
-        assert_eq!(block_on(executor.execute("o1", "t", false)), Ok(Executed::Committed));
-        assert_eq!(block_on(executor.execute("o1", "t", false)), Ok(Executed::AlreadyFinished(OrderStatus::Committed)));
+        let executor = executor(5, &[("o1", 2)]);
+        let faults = Reliable;
+        assert_eq!(block_on(executor.execute("o1", "t", false, &faults)), Ok(Executed::Committed));
+        assert_eq!(
+            block_on(executor.execute("o1", "t", false, &faults)),
+            Ok(Executed::AlreadyFinished(OrderStatus::Committed))
+        );
         assert_eq!(*executor.stock.copies.lock().unwrap(), 3);
         assert_eq!(executor.payment.charged.load(Ordering::SeqCst), 1);
     }
 
     #[test]
     fn a_coordinator_that_died_after_deciding_is_finished_by_the_next_delivery_with_the_same_decision() {
-        let executor = executor(1, &[("o1", 1)], FailAt(FaultPoint::BeforePhaseTwo, AtomicUsize::new(1)));
-        assert!(block_on(executor.execute("o1", "t", false)).is_err());
+        let executor = executor(1, &[("o1", 1)]);
+        let faults = FailAt(FaultPoint::BeforePhaseTwo, AtomicUsize::new(1));
+        assert!(block_on(executor.execute("o1", "t", false, &faults)).is_err());
         assert_eq!(status(&executor, "o1"), OrderStatus::Executing);
         assert_eq!(executor.ledger.0.lock().unwrap()["o1"].decision, Some(Decision::Commit));
         // Between the deliveries the stock would no longer allow it: the recorded decision wins.
-        assert_eq!(block_on(executor.execute("o1", "t", false)), Ok(Executed::Committed));
+        assert_eq!(block_on(executor.execute("o1", "t", false, &faults)), Ok(Executed::Committed));
         assert_eq!(*executor.stock.copies.lock().unwrap(), 0);
         assert_eq!(executor.payment.charged.load(Ordering::SeqCst), 1);
     }
 
     #[test]
     fn the_last_delivery_aborts_an_undecided_order_and_fails_it_with_the_reason() {
-        let executor = executor(5, &[("o1", 1)], Reliable);
+        let executor = executor(5, &[("o1", 1)]);
+        let faults = Reliable;
         *executor.stock.down.lock().unwrap() = true;
-        assert!(block_on(executor.execute("o1", "t", false)).is_err());
-        let answer = block_on(executor.execute("o1", "t", true)).unwrap();
+        assert!(block_on(executor.execute("o1", "t", false, &faults)).is_err());
+        let answer = block_on(executor.execute("o1", "t", true, &faults)).unwrap();
         assert!(matches!(&answer, Executed::Failed(reason) if reason.contains("books database down")), "{answer:?}");
         assert_eq!(status(&executor, "o1"), OrderStatus::Failed);
         assert_eq!(executor.payment.states.lock().unwrap()["o1"], "released");
@@ -413,17 +426,19 @@ mod tests {
 
     #[test]
     fn the_last_delivery_never_fails_an_order_decided_to_commit() {
-        let executor = executor(5, &[("o1", 1)], FailAt(FaultPoint::BeforePhaseTwo, AtomicUsize::new(2)));
-        assert!(block_on(executor.execute("o1", "t", false)).is_err());
-        assert!(block_on(executor.execute("o1", "t", true)).is_err());
+        let executor = executor(5, &[("o1", 1)]);
+        let faults = FailAt(FaultPoint::BeforePhaseTwo, AtomicUsize::new(2));
+        assert!(block_on(executor.execute("o1", "t", false, &faults)).is_err());
+        assert!(block_on(executor.execute("o1", "t", true, &faults)).is_err());
         assert_eq!(status(&executor, "o1"), OrderStatus::Executing);
-        assert_eq!(block_on(executor.execute("o1", "t", false)), Ok(Executed::Committed));
+        assert_eq!(block_on(executor.execute("o1", "t", false, &faults)), Ok(Executed::Committed));
     }
 
     #[test]
     fn an_unknown_order_is_retried_then_dropped() {
-        let executor = executor(5, &[], Reliable);
-        assert!(block_on(executor.execute("nope", "t", false)).is_err());
-        assert_eq!(block_on(executor.execute("nope", "t", true)), Ok(Executed::Unknown));
+        let executor = executor(5, &[]);
+        let faults = Reliable;
+        assert!(block_on(executor.execute("nope", "t", false, &faults)).is_err());
+        assert_eq!(block_on(executor.execute("nope", "t", true, &faults)), Ok(Executed::Unknown));
     }
 }

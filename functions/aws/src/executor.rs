@@ -1,0 +1,162 @@
+//! The order executor's Lambda edge: a batch of order-queue messages in, the ids of the messages
+//! to deliver again out (`batchItemFailures`), as an SQS event source mapping with
+//! `ReportBatchItemFailures` expects. Also the course's emulation knobs.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use bookstore_domain::execution::{FaultPoint, Faults, OrderExecutor, OrderLedger, Participant};
+use bookstore_domain::service::Unavailable;
+use serde::Deserialize;
+
+use crate::now_rfc3339;
+
+/// How the executor treats deliveries.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// The queue's `maxReceiveCount`: the delivery with this count is the last one.
+    pub max_receives: u32,
+    /// A failed message comes back after this many seconds times its receive count (instead of the
+    /// whole visibility timeout), when the queue can be told.
+    pub retry_delay_seconds: i32,
+    pub faults: EmulatedFaults,
+}
+
+/// The order queue, for making a failed message visible again sooner.
+pub struct RetryQueue {
+    pub client: aws_sdk_sqs::Client,
+    pub queue_url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderMessage {
+    order_id: String,
+}
+
+/// Executes every message of the batch side by side; answers the ones to deliver again.
+pub async fn execute_batch<L: OrderLedger, S: Participant, P: Participant>(
+    executor: &OrderExecutor<L, S, P>,
+    settings: &DeliverySettings,
+    queue: Option<&RetryQueue>,
+    event: SqsEvent,
+) -> SqsBatchResponse {
+    let results = futures::future::join_all(event.records.iter().map(|m| execute_one(executor, settings, m))).await;
+    let mut response = SqsBatchResponse::default();
+    for (message, ok) in event.records.iter().zip(results) {
+        if ok {
+            continue;
+        }
+        let Some(id) = message.message_id.clone() else { continue };
+        if let (Some(queue), Some(receipt)) = (queue, &message.receipt_handle) {
+            let delay = settings.retry_delay_seconds.saturating_mul(receive_count(message).try_into().unwrap_or(1));
+            let change = queue
+                .client
+                .change_message_visibility()
+                .queue_url(&queue.queue_url)
+                .receipt_handle(receipt)
+                .visibility_timeout(delay.clamp(0, 43_200))
+                .send()
+                .await;
+            if let Err(e) = change {
+                tracing::warn!(message_id = id, error = %aws_sdk_sqs::error::DisplayErrorContext(e), "could not shorten the retry");
+            }
+        }
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+fn receive_count(message: &SqsMessage) -> u32 {
+    message.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1)
+}
+
+/// Whether the message is done with (it must not come back).
+async fn execute_one<L: OrderLedger, S: Participant, P: Participant>(
+    executor: &OrderExecutor<L, S, P>,
+    settings: &DeliverySettings,
+    message: &SqsMessage,
+) -> bool {
+    let message_id = message.message_id.as_deref().unwrap_or_default();
+    let receives = receive_count(message);
+    let body = message.body.as_deref().unwrap_or_default();
+    let Ok(OrderMessage { order_id }) = serde_json::from_str(body) else {
+        // Kept for the dead-letter queue, where it can be looked at.
+        tracing::error!(message_id, receives, "a message that is not an order; leaving it for the dead-letter queue");
+        return false;
+    };
+    let last = receives >= settings.max_receives;
+    let faults = settings.faults.for_delivery(last);
+    match executor.execute(&order_id, &now_rfc3339(), last, &faults).await {
+        Ok(executed) => {
+            tracing::info!(order_id, message_id, receives, ?executed, "message done");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(order_id, message_id, receives, last, error = %e, "order not finished; it will come back");
+            false
+        }
+    }
+}
+
+/// The course's unreliable executor, off unless configured: a random delay before preparing,
+/// and a failure at a random step with the given probability. Never on a message's last
+/// delivery, so the knobs exercise recovery without sending orders to the dead-letter queue.
+#[derive(Debug, Clone, Default)]
+pub struct EmulatedFaults {
+    /// Milliseconds, inclusive.
+    pub delay_ms: Option<(u64, u64)>,
+    pub failure_rate: f64,
+}
+
+impl EmulatedFaults {
+    /// From `EXECUTOR_DELAY_MS` (`min-max`) and `EXECUTOR_FAILURE_RATE` (0 to 1); a malformed
+    /// value is an error naming the variable.
+    pub fn from_env() -> Result<Self, String> {
+        let delay_ms = match std::env::var("EXECUTOR_DELAY_MS").ok().filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(text) => {
+                let range = text.split_once('-').map(|(a, b)| (a.trim().parse::<u64>(), b.trim().parse::<u64>()));
+                match range {
+                    Some((Ok(min), Ok(max))) if min <= max => Some((min, max)),
+                    _ => return Err(format!("EXECUTOR_DELAY_MS must be MIN-MAX milliseconds, not {text:?}")),
+                }
+            }
+        };
+        let failure_rate = match std::env::var("EXECUTOR_FAILURE_RATE").ok().filter(|v| !v.trim().is_empty()) {
+            None => 0.0,
+            Some(text) => match text.trim().parse::<f64>() {
+                Ok(rate) if (0.0..=1.0).contains(&rate) => rate,
+                _ => return Err(format!("EXECUTOR_FAILURE_RATE must be between 0 and 1, not {text:?}")),
+            },
+        };
+        Ok(Self { delay_ms, failure_rate })
+    }
+
+    /// These faults for one delivery: none on the last.
+    pub fn for_delivery(&self, last: bool) -> DeliveryFaults {
+        let point = [FaultPoint::BeforePrepare, FaultPoint::BeforePhaseTwo][fastrand::usize(0..2)];
+        let fail = !last && fastrand::f64() < self.failure_rate;
+        DeliveryFaults { delay_ms: self.delay_ms, fail_at: fail.then_some(point) }
+    }
+}
+
+/// The faults of one delivery, drawn in advance.
+pub struct DeliveryFaults {
+    delay_ms: Option<(u64, u64)>,
+    fail_at: Option<FaultPoint>,
+}
+
+impl Faults for DeliveryFaults {
+    async fn at(&self, point: FaultPoint) -> Result<(), Unavailable> {
+        if let (FaultPoint::BeforePrepare, Some((min, max))) = (point, self.delay_ms) {
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(min..=max))).await;
+        }
+        if self.fail_at == Some(point) {
+            return Err(Unavailable(format!("emulated executor failure at {point:?}")));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,33 @@
+//! Payment, the order executor's second two-phase-commit participant: authorise (prepare),
+//! charge (commit), release (abort). The money is a dummy; the protocol state is in DynamoDB.
+
+use std::sync::Arc;
+
+use bookstore_aws::{DynamoPayments, env_or, sdk_config};
+use bookstore_domain::payment::{PaymentRequest, handle};
+use lambda_runtime::{LambdaEvent, service_fn};
+
+// One thread: an instance runs one invocation at a time (or a few, all waiting on I/O), and
+// idle worker threads cost CPU on every wake-up.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = sdk_config().await;
+    let ledger = Arc::new(DynamoPayments::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        env_or("PAYMENTS_TABLE", "bookstore-payments"),
+    ));
+    lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<PaymentRequest>| {
+        let ledger = Arc::clone(&ledger);
+        async move {
+            let order_id = event.payload.order_id().to_string();
+            let answer = handle(event.payload, ledger.as_ref()).await;
+            match &answer {
+                Ok(response) => tracing::info!(order_id, ?response, "payment step"),
+                Err(e) => tracing::error!(order_id, error = %e, "payment step failed"),
+            }
+            answer.map_err(lambda_runtime::Error::from)
+        }
+    }))
+    .await
+}

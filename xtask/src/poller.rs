@@ -1,0 +1,118 @@
+//! The SQS event source mapping that `cargo lambda watch` lacks, with AWS's contract: receive up
+//! to a batch from the queue (long polling), invoke the function with an SQS event, delete what
+//! succeeded, and leave the rest to come back after their visibility timeout (with
+//! `ReportBatchItemFailures`, only the messages the function names; without it, or when the
+//! invoke fails, the whole batch). One poller per concurrent batch the template allows.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use aws_lambda_events::event::sqs::SqsBatchResponse;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use serde_json::{Value, json};
+
+pub struct QueuePoller {
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    pub queue_arn: String,
+    /// The function's Lambda Invoke URL.
+    pub invoke_url: String,
+    pub batch_size: i32,
+    pub report_batch_item_failures: bool,
+}
+
+impl QueuePoller {
+    /// Polls until the task is dropped or aborted.
+    pub async fn run(self) {
+        let http = match reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(900)).build() {
+            Ok(http) => http,
+            Err(e) => return eprintln!("queue poller: {e}"),
+        };
+        loop {
+            if let Err(e) = self.poll_once(&http).await {
+                eprintln!("queue poller for {}: {e:#}", self.queue_arn);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+
+    async fn poll_once(&self, http: &reqwest::Client) -> Result<()> {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(self.batch_size.clamp(1, 10))
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("receiving: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+        let messages = received.messages();
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let event = json!({ "Records": messages.iter().map(|m| self.record(m)).collect::<Vec<_>>() });
+        let all: HashSet<String> = messages.iter().filter_map(|m| m.message_id().map(str::to_string)).collect();
+        let failed = match http.post(&self.invoke_url).json(&event).send().await {
+            Ok(answer) if answer.status().is_success() && !answer.headers().contains_key("x-amz-function-error") => {
+                if self.report_batch_item_failures {
+                    let text = answer.text().await.unwrap_or_default();
+                    match serde_json::from_str::<SqsBatchResponse>(&text) {
+                        Ok(response) => response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
+                        // An answer that is not a batch response fails the batch, as on AWS.
+                        Err(_) => all.clone(),
+                    }
+                } else {
+                    HashSet::new()
+                }
+            }
+            _ => all.clone(),
+        };
+        let done: Vec<&Message> =
+            messages.iter().filter(|m| m.message_id().is_some_and(|id| !failed.contains(id))).collect();
+        if done.is_empty() {
+            return Ok(());
+        }
+        let entries = done
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .build()
+                    .context("a delete entry")
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.sqs
+            .delete_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("deleting: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+        Ok(())
+    }
+
+    /// A message as a record of a Lambda SQS event.
+    fn record(&self, message: &Message) -> Value {
+        let attributes: serde_json::Map<String, Value> = message
+            .attributes()
+            .into_iter()
+            .flatten()
+            .map(|(name, value)| (name.as_str().to_string(), Value::String(value.clone())))
+            .collect();
+        json!({
+            "messageId": message.message_id(),
+            "receiptHandle": message.receipt_handle(),
+            "body": message.body(),
+            "md5OfBody": message.md5_of_body(),
+            "attributes": attributes,
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.queue_arn,
+            "awsRegion": crate::stack::REGION,
+        })
+    }
+}
