@@ -12,71 +12,16 @@ use bookstore_domain::vector_clock::VectorClock;
 use serde_json::{Value, json};
 use xtask::stack::{Stack, StackOptions, emulator_clients};
 
-const CARD: &str = "4111 1111 1111 1111";
-
-fn order(overrides: Value) -> Value {
-    let mut body = json!({
-        "user": {"name": "Ada Lovelace", "contact": "ada.lovelace@example.org"},
-        "creditCard": {"number": CARD, "expirationDate": "12/30", "cvv": "123"},
-        "items": [{"name": "Dune", "quantity": 1}, {"bookId": "the-hobbit", "quantity": 1}],
-        "billingAddress": {"street": "Narva mnt 18", "city": "Tartu", "zip": "51009", "country": "Estonia"},
-        "shippingMethod": "Standard",
-        "termsAccepted": true
-    });
-    for (key, value) in overrides.as_object().into_iter().flatten() {
-        body[key] = value.clone();
-    }
-    body
-}
-
-struct Client {
-    http: reqwest::Client,
-    stack: Stack,
-}
-
-impl Client {
-    /// POST /checkout with a raw body and content type; (status, JSON answer).
-    async fn checkout_raw(&self, body: impl Into<reqwest::Body>, content_type: &str) -> (u16, Value) {
-        let answer = self
-            .http
-            .post(format!("{}/checkout", self.stack.gateway_url))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("the gateway answers");
-        let status = answer.status().as_u16();
-        (status, answer.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn checkout(&self, body: &Value) -> Value {
-        let (status, answer) = self.checkout_raw(body.to_string(), "application/json").await;
-        assert_eq!(status, 200, "{answer}");
-        answer
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let answer =
-            self.http.get(format!("{}{path}", self.stack.gateway_url)).send().await.expect("the gateway answers");
-        (answer.status().as_u16(), answer.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Invokes a function through `cargo lambda watch`'s Lambda Invoke API.
-    async fn invoke(&self, function: &str, payload: &Value) -> Value {
-        let url = format!("{}/2015-03-31/functions/{function}/invocations", self.stack.watch_url);
-        let answer = self.http.post(url).json(payload).send().await.expect("the Lambda API answers");
-        assert!(answer.status().is_success(), "{function}: {}", answer.status());
-        answer.json().await.expect("a JSON answer")
-    }
-}
+mod common;
+use common::{CARD, Client, order};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkout_on_the_embedded_default() {
     let stack = Stack::start(StackOptions::ephemeral()).await.expect("the embedded default starts");
-    let client = Client { http: reqwest::Client::builder().no_proxy().build().unwrap(), stack };
+    let client = Client::new(stack);
 
     the_stack_matches_the_template(&client).await;
-    an_approved_order_is_recorded_queued_and_its_clocks_capture_the_graph(&client).await;
+    an_approved_order_is_committed_and_its_clocks_capture_the_graph(&client).await;
     each_kind_of_rejection_has_its_reason(&client).await;
     bad_input_gets_its_answer_and_never_a_5xx(&client).await;
     a_service_refuses_an_event_out_of_order(&client).await;
@@ -89,7 +34,7 @@ async fn checkout_on_the_embedded_default() {
 async fn the_stack_matches_the_template(client: &Client) {
     let stack = &client.stack;
     let (dynamodb, sqs) = emulator_clients(&stack.aws_endpoint);
-    for table in ["OrdersTable", "ServiceStateTable"] {
+    for table in ["OrdersTable", "PaymentsTable", "ServiceStateTable"] {
         assert!(dynamodb.describe_table().table_name(table).send().await.is_ok(), "table {table} exists");
     }
     let queue_url = &stack.resources["OrderQueue"];
@@ -107,6 +52,8 @@ async fn the_stack_matches_the_template(client: &Client) {
     assert_eq!(redrive["maxReceiveCount"].to_string().trim_matches('"'), "5");
     assert_eq!(&stack.function_env["ORDER_QUEUE_URL"], queue_url);
     assert_eq!(stack.function_env["TRANSACTION_VERIFICATION_FUNCTION"], "transaction-verification");
+    assert_eq!(stack.function_env["PAYMENT_FUNCTION"], "payment");
+    assert_eq!(stack.function_env["MAX_RECEIVES"], "5");
     assert_eq!(stack.function_env["BOOKS_DB_URL"], stack.books_db.urls().join(","));
 
     let (status, books) = client.get("/books").await;
@@ -118,7 +65,7 @@ async fn the_stack_matches_the_template(client: &Client) {
     assert_eq!((status, &answer["error"]["code"]), (404, &json!("not_found")));
 }
 
-async fn an_approved_order_is_recorded_queued_and_its_clocks_capture_the_graph(client: &Client) {
+async fn an_approved_order_is_committed_and_its_clocks_capture_the_graph(client: &Client) {
     let answer = client.checkout(&order(json!({}))).await;
     assert_eq!(answer["status"], "Order Approved", "{answer}");
     let suggested = answer["suggestedBooks"].as_array().unwrap();
@@ -128,12 +75,12 @@ async fn an_approved_order_is_recorded_queued_and_its_clocks_capture_the_graph(c
         assert!(book["title"].is_string() && book["author"].is_string());
     }
     let order_id = answer["orderId"].as_str().unwrap();
-    let (status, recorded) = client.get(&format!("/orders/{order_id}")).await;
-    assert_eq!(status, 200, "{recorded}");
-    assert_eq!(recorded["status"], "queued");
+    // The executors commit it: the whole history is there.
+    let recorded = client.wait_until_executed(order_id).await;
+    assert_eq!(recorded["status"], "committed", "{recorded}");
     let history: Vec<&str> =
         recorded["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
-    assert_eq!(history, ["approved", "queued"]);
+    assert_eq!(history, ["approved", "queued", "executing", "committed"]);
 
     let clocks: BTreeMap<Event, VectorClock> = recorded["events"]
         .as_array()
@@ -153,18 +100,6 @@ async fn an_approved_order_is_recorded_queued_and_its_clocks_capture_the_graph(c
         }
     }
     assert!(clocks[&Event::A].concurrent_with(&clocks[&Event::B]));
-
-    let (_, sqs) = emulator_clients(&client.stack.aws_endpoint);
-    let received = sqs
-        .receive_message()
-        .queue_url(&client.stack.resources["OrderQueue"])
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
-    let bodies: Vec<Value> =
-        received.messages().iter().map(|m| serde_json::from_str(m.body().unwrap_or("{}")).unwrap()).collect();
-    assert!(bodies.iter().any(|b| b["orderId"] == order_id), "the order is queued: {bodies:?}");
 }
 
 async fn each_kind_of_rejection_has_its_reason(client: &Client) {

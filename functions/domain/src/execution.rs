@@ -189,10 +189,9 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
         if decision == Decision::Commit {
             return Err(error);
         }
-        if let Err(abort) = self.phase_two(order_id, &decision).await {
-            // The order fails all the same; a participant left prepared releases on the next abort.
-            tracing::error!(order_id, error = %abort, "could not abort every participant");
-        }
+        // A participant that cannot be told keeps its reservation: the order stays `executing`
+        // with its abort decision, for a redrive from the dead-letter queue to finish.
+        self.phase_two(order_id, &decision).await?;
         self.ledger.start(order_id, now).await?;
         self.finish(order_id, &decision, now).await
     }
@@ -409,18 +408,29 @@ mod tests {
     #[test]
     fn the_last_delivery_aborts_an_undecided_order_and_fails_it_with_the_reason() {
         let executor = executor(5, &[("o1", 1)]);
-        let faults = Reliable;
-        *executor.stock.down.lock().unwrap() = true;
+        let faults = FailAt(FaultPoint::BeforePrepare, AtomicUsize::new(2));
         assert!(block_on(executor.execute("o1", "t", false, &faults)).is_err());
         let answer = block_on(executor.execute("o1", "t", true, &faults)).unwrap();
-        assert!(matches!(&answer, Executed::Failed(reason) if reason.contains("books database down")), "{answer:?}");
+        assert!(matches!(&answer, Executed::Failed(reason) if reason.contains("injected")), "{answer:?}");
         assert_eq!(status(&executor, "o1"), OrderStatus::Failed);
         assert_eq!(executor.payment.states.lock().unwrap()["o1"], "released");
-        // Back up, a late prepare of the aborted order is refused.
-        *executor.stock.down.lock().unwrap() = false;
+        // A late prepare of the aborted order is refused.
         let order = executor.ledger.0.lock().unwrap()["o1"].clone();
-        block_on(executor.stock.abort("o1")).unwrap();
         assert_eq!(block_on(executor.stock.prepare(&order)), Ok(Vote::No("aborted".into())));
+        assert_eq!(*executor.stock.copies.lock().unwrap(), 5);
+    }
+
+    #[test]
+    fn an_abort_that_cannot_reach_a_participant_keeps_the_order_for_a_redrive() {
+        let executor = executor(5, &[("o1", 1)]);
+        let faults = Reliable;
+        *executor.stock.down.lock().unwrap() = true;
+        assert!(block_on(executor.execute("o1", "t", true, &faults)).is_err());
+        assert_eq!(status(&executor, "o1"), OrderStatus::Executing);
+        assert!(matches!(executor.ledger.0.lock().unwrap()["o1"].decision, Some(Decision::Abort { .. })));
+        *executor.stock.down.lock().unwrap() = false;
+        let answer = block_on(executor.execute("o1", "t", false, &faults)).unwrap();
+        assert!(matches!(&answer, Executed::Failed(reason) if reason.contains("books database down")), "{answer:?}");
         assert_eq!(*executor.stock.copies.lock().unwrap(), 5);
     }
 

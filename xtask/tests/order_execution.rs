@@ -1,0 +1,109 @@
+//! Order execution on the embedded default (moto, `cargo lambda watch`, three raft-node
+//! processes, the queue pollers), with the course's unreliable executors switched on: half of all
+//! deliveries fail midway (before prepare or between the decision and phase two) and each waits
+//! a random moment. Orders must still end `committed` or `failed`, once, with stock conserved.
+
+use std::time::Duration;
+
+use bookstore_domain::order::OrderStatus;
+use serde_json::{Value, json};
+use xtask::stack::{Stack, StackOptions, emulator_clients};
+
+mod common;
+use common::{Client, order};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_commit_exactly_once_through_executor_failures_and_a_lost_leader() {
+    let options = StackOptions {
+        parameters: vec![("ExecutorFailureRate".into(), "0.5".into()), ("ExecutorDelayMs".into(), "0-300".into())],
+        ..StackOptions::ephemeral()
+    };
+    let stack = Stack::start(options).await.expect("the embedded default starts");
+    let mut client = Client::new(stack);
+
+    the_last_copies_go_to_exactly_as_many_orders(&client).await;
+    stock_is_conserved_when_the_books_database_loses_its_leader(&mut client).await;
+}
+
+/// Buys one copy each of `book` in `count` concurrent checkouts; answers the executed orders.
+async fn buy_concurrently(client: &Client, book: &str, quantities: &[i64]) -> Vec<Value> {
+    let answers = futures::future::join_all(quantities.iter().map(|quantity| async move {
+        client.checkout(&order(json!({"items": [{"bookId": book, "quantity": quantity}]}))).await
+    }))
+    .await;
+    let mut executed = Vec::new();
+    for answer in answers {
+        assert_eq!(answer["status"], "Order Approved", "{answer}");
+        executed.push(client.wait_until_executed(answer["orderId"].as_str().unwrap()).await);
+    }
+    executed
+}
+
+async fn stock(client: &Client, book: &str) -> i64 {
+    let db = client.stack.books_db.client().expect("a books database client");
+    let entry = db.get(&format!("stock/{book}")).await.expect("the books database answers");
+    entry.and_then(|e| e.value.as_i64()).expect("the book has stock")
+}
+
+async fn the_last_copies_go_to_exactly_as_many_orders(client: &Client) {
+    let db = client.stack.books_db.client().unwrap();
+    db.set("stock/solaris", json!(3)).await.unwrap();
+    let executed = buy_concurrently(client, "solaris", &[1; 8]).await;
+    let committed = executed.iter().filter(|o| o["status"] == "committed").count();
+    assert_eq!(committed, 3, "{executed:#?}");
+    for failed in executed.iter().filter(|o| o["status"] == "failed") {
+        let reason = failed["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("out of stock"), "{failed}");
+    }
+    assert_eq!(stock(client, "solaris").await, 0);
+}
+
+async fn stock_is_conserved_when_the_books_database_loses_its_leader(client: &mut Client) {
+    let before = stock(client, "dune").await;
+    let quantities = [1, 2, 1, 3, 1, 2, 1, 1];
+    let orders = {
+        let client = &*client;
+        futures::future::join_all(quantities.iter().map(|quantity| async move {
+            client.checkout(&order(json!({"items": [{"bookId": "dune", "quantity": quantity}]}))).await
+        }))
+        .await
+    };
+    // Orders are executing (or waiting to be retried): take the leader away.
+    let leader = client.stack.books_db.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+    client.stack.books_db.kill(leader).unwrap();
+    client.stack.books_db.wait_for_leader(Duration::from_secs(30)).await.expect("a new leader");
+    client.stack.books_db.restart(leader).unwrap();
+
+    let mut committed_copies = 0;
+    let (dynamodb, _) = emulator_clients(&client.stack.aws_endpoint);
+    let db = client.stack.books_db.client().unwrap();
+    for (answer, quantity) in orders.iter().zip(quantities) {
+        let order_id = answer["orderId"].as_str().unwrap();
+        let executed = client.wait_until_executed(order_id).await;
+        let status: OrderStatus = serde_json::from_value(executed["status"].clone()).unwrap();
+        let payment = dynamodb
+            .get_item()
+            .table_name(&client.stack.resources["PaymentsTable"])
+            .key("orderId", aws_sdk_dynamodb::types::AttributeValue::S(order_id.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        let payment_state = payment.item().and_then(|i| i.get("state")).and_then(|s| s.as_s().ok()).cloned();
+        let reservation = db.get(&format!("reservation/{order_id}")).await.unwrap().map(|e| e.value["state"].clone());
+        match status {
+            OrderStatus::Committed => {
+                committed_copies += quantity;
+                assert_eq!(payment_state.as_deref(), Some("charged"), "{executed}");
+                assert_eq!(reservation, Some(json!("committed")), "{executed}");
+            }
+            OrderStatus::Failed => {
+                assert_eq!(payment_state.as_deref(), Some("released"), "{executed}");
+                assert_eq!(reservation, Some(json!("aborted")), "{executed}");
+            }
+            other => panic!("order {order_id} ended {other:?}"),
+        }
+    }
+    assert!(committed_copies > 0, "no order committed");
+    assert_eq!(stock(client, "dune").await + committed_copies, before, "stock plus what was sold is what there was");
+}
