@@ -5,6 +5,7 @@ pub mod bench;
 pub mod fraud_model;
 pub mod gateway;
 pub mod poller;
+pub mod redrive;
 pub mod stack;
 pub mod template;
 pub mod up;

@@ -1,7 +1,7 @@
 //! Project tasks: `cargo xtask up` runs the system, `cargo xtask test` runs every test,
 //! `cargo xtask bench raft` measures the books database against etcd.
 
-use xtask::{bench, cargo, fraud_model, up, venv};
+use xtask::{bench, cargo, fraud_model, redrive, up, venv};
 
 use std::process::ExitCode;
 
@@ -19,6 +19,8 @@ struct Cli {
 enum Task {
     /// Run the system on this machine until Ctrl-C.
     Up(up::Up),
+    /// Move the dead-letter queue's messages back to the order queue (of a running `up`).
+    Redrive(redrive::Redrive),
     /// Run every test of the workspace (unit, multi-process and storage-suite tests).
     Test,
     /// Generate the fraud data set, train the fraud model and write its weights.
@@ -49,6 +51,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.task {
         Task::Up(options) => {
             up::run(options)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::Redrive(options) => {
+            redrive::run(options)?;
             Ok(ExitCode::SUCCESS)
         }
         Task::Test => cargo(&["test", "--workspace", "--all-targets"]),

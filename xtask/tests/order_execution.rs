@@ -3,7 +3,9 @@
 //! deliveries fail midway (before prepare or between the decision and phase two) and each waits
 //! a random moment. Orders must still end `committed` or `failed`, once, with stock conserved.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::QueueAttributeName;
 
 use bookstore_domain::order::OrderStatus;
 use serde_json::{Value, json};
@@ -21,8 +23,54 @@ async fn orders_commit_exactly_once_through_executor_failures_and_a_lost_leader(
     let stack = Stack::start(options).await.expect("the embedded default starts");
     let mut client = Client::new(stack);
 
+    // Sent first: they take several deliveries to settle, while the scenarios after them run.
+    let (_, sqs) = emulator_clients(&client.stack.aws_endpoint);
+    for body in ["not an order", r#"{"orderId":"no-such-order"}"#] {
+        sqs.send_message().queue_url(&client.stack.resources["OrderQueue"]).message_body(body).send().await.unwrap();
+    }
     the_last_copies_go_to_exactly_as_many_orders(&client).await;
     stock_is_conserved_when_the_books_database_loses_its_leader(&mut client).await;
+    bad_messages_end_in_the_dead_letter_queue_or_are_dropped_and_can_be_redriven(&client).await;
+    the_emulated_failures_happened(&client);
+}
+
+async fn bad_messages_end_in_the_dead_letter_queue_or_are_dropped_and_can_be_redriven(client: &Client) {
+    let (_, sqs) = emulator_clients(&client.stack.aws_endpoint);
+    let (queue, dead_letters) =
+        (&client.stack.resources["OrderQueue"], &client.stack.resources["OrderDeadLetterQueue"]);
+    let count = |url: &String| {
+        let sqs = sqs.clone();
+        let url = url.clone();
+        async move {
+            let answer = sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                .send()
+                .await
+                .unwrap();
+            answer.attributes().into_iter().flatten().map(|(_, n)| n.parse::<u64>().unwrap_or(0)).sum::<u64>()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // The message that is no order dead-letters after five deliveries; the unknown order is
+    // dropped on its last.
+    while count(queue).await > 0 || count(dead_letters).await < 1 {
+        assert!(Instant::now() < deadline, "the bad messages did not settle");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(count(dead_letters).await, 1);
+    assert_eq!(xtask::redrive::redrive(&sqs, dead_letters, queue).await.unwrap(), 1);
+    assert_eq!(count(dead_letters).await, 0);
+}
+
+/// The knobs did what they say: deliveries failed at both points.
+fn the_emulated_failures_happened(client: &Client) {
+    let log = std::fs::read_to_string(client.stack.logs.join("cargo-lambda-watch.log")).unwrap_or_default();
+    for point in ["BeforePrepare", "BeforePhaseTwo"] {
+        assert!(log.contains(&format!("emulated executor failure at {point}")), "no delivery failed at {point}");
+    }
 }
 
 /// Buys one copy each of `book` in `count` concurrent checkouts; answers the executed orders.

@@ -1,0 +1,69 @@
+//! `cargo xtask redrive`: moves the messages of the order queue's dead-letter queue back to the
+//! order queue, so the executors try them again (an order left `executing` with its decision is
+//! then finished). Against the running embedded default, or any SQS endpoint.
+
+use anyhow::{Context, Result};
+
+use crate::stack::emulator_clients;
+
+#[derive(clap::Args)]
+pub struct Redrive {
+    /// The AWS emulator the embedded default runs (`cargo xtask up --aws-port`).
+    #[arg(long, env = "BOOKSTORE_AWS_PORT", default_value_t = 4566)]
+    aws_port: u16,
+}
+
+pub fn run(options: Redrive) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let (_, sqs) = emulator_clients(&format!("http://127.0.0.1:{}", options.aws_port));
+        let url = |name: &'static str| {
+            let sqs = sqs.clone();
+            async move {
+                let answer = sqs.get_queue_url().queue_name(name).send().await.map_err(|e| {
+                    anyhow::anyhow!(
+                        "no queue {name} (is `cargo xtask up` running?): {}",
+                        aws_sdk_sqs::error::DisplayErrorContext(e)
+                    )
+                })?;
+                answer.queue_url().map(str::to_string).context("no queue URL")
+            }
+        };
+        let moved = redrive(&sqs, &url("OrderDeadLetterQueue").await?, &url("OrderQueue").await?).await?;
+        println!("moved {moved} message(s) from OrderDeadLetterQueue back to OrderQueue");
+        Ok(())
+    })
+}
+
+/// Moves every message of `from` to `to`; answers how many. Each is sent before it is deleted,
+/// so a failure half-way duplicates a message at worst (the executors apply an order once).
+pub async fn redrive(sqs: &aws_sdk_sqs::Client, from: &str, to: &str) -> Result<usize> {
+    let mut moved = 0;
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(from)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("receiving: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+        if received.messages().is_empty() {
+            return Ok(moved);
+        }
+        for message in received.messages() {
+            sqs.send_message()
+                .queue_url(to)
+                .message_body(message.body().unwrap_or_default())
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("sending: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+            sqs.delete_message()
+                .queue_url(from)
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("deleting: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+            moved += 1;
+        }
+    }
+}
