@@ -5,6 +5,8 @@
 //! invoke fails, the whole batch). One poller per concurrent batch the template allows.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -12,6 +14,7 @@ use aws_lambda_events::event::sqs::SqsBatchResponse;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use serde_json::{Value, json};
 
+#[derive(Clone)]
 pub struct QueuePoller {
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
@@ -23,13 +26,13 @@ pub struct QueuePoller {
 }
 
 impl QueuePoller {
-    /// Polls until the task is dropped or aborted.
-    pub async fn run(self) {
+    /// Polls until `stop` is set (finishing the batch in hand) or the task is aborted.
+    pub async fn run(self, stop: Arc<AtomicBool>) {
         let http = match reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(900)).build() {
             Ok(http) => http,
             Err(e) => return eprintln!("queue poller: {e}"),
         };
-        loop {
+        while !stop.load(Ordering::SeqCst) {
             if let Err(e) = self.poll_once(&http).await {
                 eprintln!("queue poller for {}: {e:#}", self.queue_arn);
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -80,7 +82,10 @@ pub struct Stack {
     pub logs: PathBuf,
     processes: Vec<(&'static str, Child)>,
     gateway: tokio::task::JoinHandle<()>,
+    /// The event source mappings, and the tasks running them.
+    mappings: Vec<crate::poller::QueuePoller>,
     pollers: Vec<tokio::task::JoinHandle<()>>,
+    pollers_stop: Arc<AtomicBool>,
     _temporary: Option<tempfile::TempDir>,
 }
 
@@ -198,21 +203,24 @@ impl Stack {
             logs,
             processes: std::mem::take(&mut stack_guard.0),
             gateway,
+            mappings: Vec::new(),
             pollers: Vec::new(),
+            pollers_stop: Arc::default(),
             _temporary: temporary,
         };
         stack.warm_up(&functions).await?;
-        stack.pollers = stack.start_pollers(&functions, &resolver)?;
+        stack.mappings = stack.event_source_mappings(&functions, &resolver)?;
+        stack.start_pollers();
         Ok(stack)
     }
 
     /// The event source mappings of the template's `SQS` events: as many pollers per event as it
     /// lets batches run at once.
-    fn start_pollers(
+    fn event_source_mappings(
         &self,
         functions: &[crate::template::FunctionSpec],
         resolver: &Resolver,
-    ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+    ) -> Result<Vec<crate::poller::QueuePoller>> {
         let (_, sqs) = emulator_clients(&self.aws_endpoint);
         let mut pollers = Vec::new();
         for function in functions {
@@ -222,19 +230,36 @@ impl Stack {
                 let queue_arn =
                     resolver.attributes.get(&(event.queue.clone(), "Arn".into())).context("no queue ARN")?;
                 for _ in 0..event.maximum_concurrency {
-                    let poller = crate::poller::QueuePoller {
+                    pollers.push(crate::poller::QueuePoller {
                         sqs: sqs.clone(),
                         queue_url: queue_url.clone(),
                         queue_arn: queue_arn.clone(),
                         invoke_url: self.invoke_url(&function.binary),
                         batch_size: event.batch_size,
                         report_batch_item_failures: event.report_batch_item_failures,
-                    };
-                    pollers.push(tokio::spawn(poller.run()));
+                    });
                 }
             }
         }
         Ok(pollers)
+    }
+
+    /// Stops the queue pollers once they finish the batches in hand: messages wait in the queue.
+    pub async fn stop_pollers(&mut self) {
+        self.pollers_stop.store(true, Ordering::SeqCst);
+        for poller in self.pollers.drain(..) {
+            let _ = poller.await;
+        }
+    }
+
+    /// Starts the queue pollers, unless they run.
+    pub fn start_pollers(&mut self) {
+        if self.pollers.is_empty() {
+            self.pollers_stop = Arc::new(AtomicBool::new(false));
+            let pollers =
+                self.mappings.iter().map(|poller| tokio::spawn(poller.clone().run(self.pollers_stop.clone())));
+            self.pollers = pollers.collect();
+        }
     }
 
     /// A function's Lambda Invoke URL on `cargo lambda watch`.

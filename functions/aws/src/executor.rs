@@ -9,8 +9,6 @@ use bookstore_domain::execution::{FaultPoint, Faults, OrderExecutor, OrderLedger
 use bookstore_domain::service::Unavailable;
 use serde::Deserialize;
 
-use crate::now_rfc3339;
-
 /// How the executor treats deliveries.
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
@@ -89,7 +87,7 @@ async fn execute_one<L: OrderLedger, S: Participant, P: Participant>(
     };
     let last = receives >= settings.max_receives;
     let faults = settings.faults.for_delivery(last);
-    match executor.execute(&order_id, &now_rfc3339(), last, &faults).await {
+    match executor.execute(&order_id, last, &faults).await {
         Ok(executed) => {
             tracing::info!(order_id, message_id, receives, ?executed, "message done");
             true

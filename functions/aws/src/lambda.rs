@@ -71,9 +71,10 @@ fn cors(mut response: Response<Body>) -> Response<Body> {
     response
 }
 
-/// Now, as RFC 3339 UTC (`2026-11-24T01:50:00Z`).
+/// Now, as RFC 3339 UTC to the millisecond (`2026-11-24T01:50:00.123Z`): order histories are read
+/// for latencies.
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
 /// The current month, for card expiry.

@@ -13,7 +13,7 @@ use bookstore_domain::order::OrderStatus;
 use bookstore_domain::service::Unavailable;
 
 use crate::service_state::string;
-use crate::unavailable;
+use crate::{now_rfc3339, unavailable};
 
 pub struct DynamoOrders {
     client: Client,
@@ -169,8 +169,8 @@ impl OrderLedger for DynamoOrders {
         }))
     }
 
-    async fn start(&self, order_id: &str, at: &str) -> Result<bool, Unavailable> {
-        let update = self.change_status(order_id, OrderStatus::Queued, OrderStatus::Executing, at);
+    async fn start(&self, order_id: &str) -> Result<bool, Unavailable> {
+        let update = self.change_status(order_id, OrderStatus::Queued, OrderStatus::Executing, &now_rfc3339());
         if self.update(update, "starting the order").await? {
             return Ok(true);
         }
@@ -196,14 +196,8 @@ impl OrderLedger for DynamoOrders {
         decode_decision(&item)?.ok_or_else(|| unavailable("recording the decision", "the order has none"))
     }
 
-    async fn finish(
-        &self,
-        order_id: &str,
-        status: OrderStatus,
-        reason: Option<&str>,
-        at: &str,
-    ) -> Result<(), Unavailable> {
-        let mut update = self.change_status(order_id, OrderStatus::Executing, status, at);
+    async fn finish(&self, order_id: &str, status: OrderStatus, reason: Option<&str>) -> Result<(), Unavailable> {
+        let mut update = self.change_status(order_id, OrderStatus::Executing, status, &now_rfc3339());
         if let Some(reason) = reason {
             update = update
                 .update_expression(

@@ -45,19 +45,18 @@ pub enum Vote {
 /// The orders table, as executors use it.
 pub trait OrderLedger: Send + Sync {
     fn load(&self, order_id: &str) -> impl Future<Output = Result<Option<ExecutableOrder>, Unavailable>> + Send;
-    /// `queued → executing`; taking over an order left `executing` changes nothing. Answers
-    /// `false` when the order is in neither state.
-    fn start(&self, order_id: &str, at: &str) -> impl Future<Output = Result<bool, Unavailable>> + Send;
+    /// `queued → executing`, stamped with the time; taking over an order left `executing`
+    /// changes nothing. Answers `false` when the order is in neither state.
+    fn start(&self, order_id: &str) -> impl Future<Output = Result<bool, Unavailable>> + Send;
     /// Records `decision` unless one is recorded already; answers the decision in force.
     fn decide(&self, order_id: &str, decision: &Decision)
     -> impl Future<Output = Result<Decision, Unavailable>> + Send;
-    /// `executing → committed | failed` (with the reason when failed).
+    /// `executing → committed | failed` (with the reason when failed), stamped with the time.
     fn finish(
         &self,
         order_id: &str,
         status: OrderStatus,
         reason: Option<&str>,
-        at: &str,
     ) -> impl Future<Output = Result<(), Unavailable>> + Send;
 }
 
@@ -115,24 +114,23 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
     pub async fn execute(
         &self,
         order_id: &str,
-        now: &str,
         last_delivery: bool,
         faults: &impl Faults,
     ) -> Result<Executed, Unavailable> {
-        match self.try_execute(order_id, now, faults).await {
-            Err(error) if last_delivery => self.give_up(order_id, now, error).await,
+        match self.try_execute(order_id, faults).await {
+            Err(error) if last_delivery => self.give_up(order_id, error).await,
             answer => answer,
         }
     }
 
-    async fn try_execute(&self, order_id: &str, now: &str, faults: &impl Faults) -> Result<Executed, Unavailable> {
+    async fn try_execute(&self, order_id: &str, faults: &impl Faults) -> Result<Executed, Unavailable> {
         let Some(order) = self.ledger.load(order_id).await? else {
             return Err(Unavailable(format!("order {order_id} is not in the orders table")));
         };
         if order.status.is_final() {
             return Ok(Executed::AlreadyFinished(order.status));
         }
-        if !self.ledger.start(order_id, now).await? {
+        if !self.ledger.start(order_id).await? {
             return Err(Unavailable(format!("order {order_id} is {}, not queued", order.status.as_str())));
         }
         let decision = match order.decision.clone() {
@@ -150,7 +148,7 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
         tracing::info!(order_id, ?decision, "decided");
         faults.at(FaultPoint::BeforePhaseTwo).await?;
         self.phase_two(order_id, &decision).await?;
-        self.finish(order_id, &decision, now).await
+        self.finish(order_id, &decision).await
     }
 
     /// Tells both participants the decision; both are told even when one fails.
@@ -162,21 +160,21 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
         stock.and(payment)
     }
 
-    async fn finish(&self, order_id: &str, decision: &Decision, now: &str) -> Result<Executed, Unavailable> {
+    async fn finish(&self, order_id: &str, decision: &Decision) -> Result<Executed, Unavailable> {
         let (status, reason, executed) = match decision {
             Decision::Commit => (OrderStatus::Committed, None, Executed::Committed),
             Decision::Abort { reason } => {
                 (OrderStatus::Failed, Some(reason.as_str()), Executed::Failed(reason.clone()))
             }
         };
-        self.ledger.finish(order_id, status, reason, now).await?;
+        self.ledger.finish(order_id, status, reason).await?;
         tracing::info!(order_id, status = status.as_str(), "order executed");
         Ok(executed)
     }
 
     /// The last delivery could not finish: abort unless commit was decided (a commit decision
     /// must be carried out, so that order stays `executing` and its message goes to the DLQ).
-    async fn give_up(&self, order_id: &str, now: &str, error: Unavailable) -> Result<Executed, Unavailable> {
+    async fn give_up(&self, order_id: &str, error: Unavailable) -> Result<Executed, Unavailable> {
         let Some(order) = self.ledger.load(order_id).await? else {
             tracing::error!(order_id, %error, "dropping a message for an order that does not exist");
             return Ok(Executed::Unknown);
@@ -192,8 +190,8 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
         // A participant that cannot be told keeps its reservation: the order stays `executing`
         // with its abort decision, for a redrive from the dead-letter queue to finish.
         self.phase_two(order_id, &decision).await?;
-        self.ledger.start(order_id, now).await?;
-        self.finish(order_id, &decision, now).await
+        self.ledger.start(order_id).await?;
+        self.finish(order_id, &decision).await
     }
 }
 
@@ -214,7 +212,7 @@ mod tests {
             Ok(self.0.lock().unwrap().get(order_id).cloned())
         }
 
-        async fn start(&self, order_id: &str, _: &str) -> Result<bool, Unavailable> {
+        async fn start(&self, order_id: &str) -> Result<bool, Unavailable> {
             let mut orders = self.0.lock().unwrap();
             let Some(order) = orders.get_mut(order_id) else { return Ok(false) };
             if !OrderStatus::Executing.may_follow().contains(&order.status) {
@@ -230,13 +228,7 @@ mod tests {
             Ok(order.decision.get_or_insert_with(|| decision.clone()).clone())
         }
 
-        async fn finish(
-            &self,
-            order_id: &str,
-            status: OrderStatus,
-            _: Option<&str>,
-            _: &str,
-        ) -> Result<(), Unavailable> {
+        async fn finish(&self, order_id: &str, status: OrderStatus, _: Option<&str>) -> Result<(), Unavailable> {
             let mut orders = self.0.lock().unwrap();
             let order = orders.get_mut(order_id).ok_or_else(|| Unavailable("no order".into()))?;
             assert_eq!(order.status, OrderStatus::Executing, "finish only from executing");
@@ -370,9 +362,9 @@ mod tests {
     fn orders_commit_while_there_is_stock_and_then_fail_with_the_reason() {
         let executor = executor(3, &[("o1", 2), ("o2", 2), ("o3", 1)]);
         let faults = Reliable;
-        assert_eq!(block_on(executor.execute("o1", "t", false, &faults)), Ok(Executed::Committed));
-        assert_eq!(block_on(executor.execute("o2", "t", false, &faults)), Ok(Executed::Failed("out of stock".into())));
-        assert_eq!(block_on(executor.execute("o3", "t", false, &faults)), Ok(Executed::Committed));
+        assert_eq!(block_on(executor.execute("o1", false, &faults)), Ok(Executed::Committed));
+        assert_eq!(block_on(executor.execute("o2", false, &faults)), Ok(Executed::Failed("out of stock".into())));
+        assert_eq!(block_on(executor.execute("o3", false, &faults)), Ok(Executed::Committed));
         assert_eq!(*executor.stock.copies.lock().unwrap(), 0);
         assert_eq!(executor.payment.charged.load(Ordering::SeqCst), 2);
         assert_eq!(executor.payment.states.lock().unwrap()["o2"], "released");
@@ -383,9 +375,9 @@ mod tests {
     fn a_duplicate_delivery_applies_nothing_twice() {
         let executor = executor(5, &[("o1", 2)]);
         let faults = Reliable;
-        assert_eq!(block_on(executor.execute("o1", "t", false, &faults)), Ok(Executed::Committed));
+        assert_eq!(block_on(executor.execute("o1", false, &faults)), Ok(Executed::Committed));
         assert_eq!(
-            block_on(executor.execute("o1", "t", false, &faults)),
+            block_on(executor.execute("o1", false, &faults)),
             Ok(Executed::AlreadyFinished(OrderStatus::Committed))
         );
         assert_eq!(*executor.stock.copies.lock().unwrap(), 3);
@@ -396,11 +388,11 @@ mod tests {
     fn a_coordinator_that_died_after_deciding_is_finished_by_the_next_delivery_with_the_same_decision() {
         let executor = executor(1, &[("o1", 1)]);
         let faults = FailAt(FaultPoint::BeforePhaseTwo, AtomicUsize::new(1));
-        assert!(block_on(executor.execute("o1", "t", false, &faults)).is_err());
+        assert!(block_on(executor.execute("o1", false, &faults)).is_err());
         assert_eq!(status(&executor, "o1"), OrderStatus::Executing);
         assert_eq!(executor.ledger.0.lock().unwrap()["o1"].decision, Some(Decision::Commit));
         // Between the deliveries the stock would no longer allow it: the recorded decision wins.
-        assert_eq!(block_on(executor.execute("o1", "t", false, &faults)), Ok(Executed::Committed));
+        assert_eq!(block_on(executor.execute("o1", false, &faults)), Ok(Executed::Committed));
         assert_eq!(*executor.stock.copies.lock().unwrap(), 0);
         assert_eq!(executor.payment.charged.load(Ordering::SeqCst), 1);
     }
@@ -409,8 +401,8 @@ mod tests {
     fn the_last_delivery_aborts_an_undecided_order_and_fails_it_with_the_reason() {
         let executor = executor(5, &[("o1", 1)]);
         let faults = FailAt(FaultPoint::BeforePrepare, AtomicUsize::new(2));
-        assert!(block_on(executor.execute("o1", "t", false, &faults)).is_err());
-        let answer = block_on(executor.execute("o1", "t", true, &faults)).unwrap();
+        assert!(block_on(executor.execute("o1", false, &faults)).is_err());
+        let answer = block_on(executor.execute("o1", true, &faults)).unwrap();
         assert!(matches!(&answer, Executed::Failed(reason) if reason.contains("injected")), "{answer:?}");
         assert_eq!(status(&executor, "o1"), OrderStatus::Failed);
         assert_eq!(executor.payment.states.lock().unwrap()["o1"], "released");
@@ -425,11 +417,11 @@ mod tests {
         let executor = executor(5, &[("o1", 1)]);
         let faults = Reliable;
         *executor.stock.down.lock().unwrap() = true;
-        assert!(block_on(executor.execute("o1", "t", true, &faults)).is_err());
+        assert!(block_on(executor.execute("o1", true, &faults)).is_err());
         assert_eq!(status(&executor, "o1"), OrderStatus::Executing);
         assert!(matches!(executor.ledger.0.lock().unwrap()["o1"].decision, Some(Decision::Abort { .. })));
         *executor.stock.down.lock().unwrap() = false;
-        let answer = block_on(executor.execute("o1", "t", false, &faults)).unwrap();
+        let answer = block_on(executor.execute("o1", false, &faults)).unwrap();
         assert!(matches!(&answer, Executed::Failed(reason) if reason.contains("books database down")), "{answer:?}");
         assert_eq!(*executor.stock.copies.lock().unwrap(), 5);
     }
@@ -438,17 +430,17 @@ mod tests {
     fn the_last_delivery_never_fails_an_order_decided_to_commit() {
         let executor = executor(5, &[("o1", 1)]);
         let faults = FailAt(FaultPoint::BeforePhaseTwo, AtomicUsize::new(2));
-        assert!(block_on(executor.execute("o1", "t", false, &faults)).is_err());
-        assert!(block_on(executor.execute("o1", "t", true, &faults)).is_err());
+        assert!(block_on(executor.execute("o1", false, &faults)).is_err());
+        assert!(block_on(executor.execute("o1", true, &faults)).is_err());
         assert_eq!(status(&executor, "o1"), OrderStatus::Executing);
-        assert_eq!(block_on(executor.execute("o1", "t", false, &faults)), Ok(Executed::Committed));
+        assert_eq!(block_on(executor.execute("o1", false, &faults)), Ok(Executed::Committed));
     }
 
     #[test]
     fn an_unknown_order_is_retried_then_dropped() {
         let executor = executor(5, &[]);
         let faults = Reliable;
-        assert!(block_on(executor.execute("nope", "t", false, &faults)).is_err());
-        assert_eq!(block_on(executor.execute("nope", "t", true, &faults)), Ok(Executed::Unknown));
+        assert!(block_on(executor.execute("nope", false, &faults)).is_err());
+        assert_eq!(block_on(executor.execute("nope", true, &faults)), Ok(Executed::Unknown));
     }
 }

@@ -3,6 +3,7 @@
 mod checkout;
 mod etcd;
 mod load;
+mod orders;
 mod raft;
 
 use anyhow::Result;
@@ -16,6 +17,9 @@ pub enum Bench {
     /// Checkouts through the embedded default's gateway: latency, throughput, CPU per checkout,
     /// and a per-hop breakdown.
     Checkout(checkout::CheckoutBench),
+    /// Orders committed end to end (checkout, queue, executors, two-phase commit, Raft) and the
+    /// time from approval to commit.
+    Orders(orders::OrdersBench),
 }
 
 pub fn run(bench: Bench) -> Result<()> {
@@ -23,5 +27,6 @@ pub fn run(bench: Bench) -> Result<()> {
     match bench {
         Bench::Raft(options) => runtime.block_on(raft::run(options)),
         Bench::Checkout(options) => runtime.block_on(checkout::run(options)),
+        Bench::Orders(options) => runtime.block_on(orders::run(options)),
     }
 }
