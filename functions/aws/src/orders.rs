@@ -3,11 +3,11 @@
 //! record (items, events, clocks) is written once, as JSON in `record`.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use bookstore_domain::execution::{Decision, ExecutableOrder, OrderLedger};
+use bookstore_domain::execution::{Claim, Decision, ExecutableOrder, OrderLedger};
 use bookstore_domain::orchestrator::{OrderRecord, OrderStore, StatusChange};
 use bookstore_domain::order::OrderStatus;
 use bookstore_domain::service::Unavailable;
@@ -149,34 +149,30 @@ fn decode_decision(item: &HashMap<String, AttributeValue>) -> Result<Option<Deci
 }
 
 impl OrderLedger for DynamoOrders {
-    async fn load(&self, order_id: &str) -> Result<Option<ExecutableOrder>, Unavailable> {
-        let Some(item) = self.item(order_id).await? else { return Ok(None) };
-        let record = decode_record(&item)?;
-        let mut lines: Vec<(String, i64)> = Vec::new();
-        for line in &record.items {
-            let (Some(book), Some(copies)) = (&line.book_id, line.quantity) else { continue };
-            match lines.iter_mut().find(|(b, _)| b == book) {
-                Some((_, total)) => *total += copies,
-                None => lines.push((book.clone(), copies)),
+    async fn claim(&self, order_id: &str) -> Result<Claim, Unavailable> {
+        let claimed = self
+            .change_status(order_id, OrderStatus::Queued, OrderStatus::Executing, &now_rfc3339())
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let item = match claimed {
+            Ok(answer) => {
+                let item = answer.attributes().ok_or_else(|| unavailable("claiming the order", "no item"))?;
+                return Ok(Claim::Executing(executable(order_id, item)?));
             }
-        }
-        Ok(Some(ExecutableOrder {
-            order_id: order_id.into(),
-            status: record.status,
-            lines,
-            amount_cents: record.amount_cents,
-            decision: decode_decision(&item)?,
-        }))
-    }
-
-    async fn start(&self, order_id: &str) -> Result<bool, Unavailable> {
-        let update = self.change_status(order_id, OrderStatus::Queued, OrderStatus::Executing, &now_rfc3339());
-        if self.update(update, "starting the order").await? {
-            return Ok(true);
-        }
-        // Taking over from an executor that died: the order is already executing.
-        let item = self.item(order_id).await?;
-        Ok(item.as_ref().and_then(|i| string(i, "status")) == Some(OrderStatus::Executing.as_str()))
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                self.item(order_id).await?
+            }
+            Err(e) => return Err(unavailable("claiming the order", aws_sdk_dynamodb::error::DisplayErrorContext(e))),
+        };
+        let Some(item) = item else { return Ok(Claim::Unknown) };
+        let order = executable(order_id, &item)?;
+        Ok(match order.status {
+            // Taken over from an executor that died.
+            OrderStatus::Executing => Claim::Executing(order),
+            status if status.is_final() => Claim::Finished(status),
+            status => Claim::NotQueued(status),
+        })
     }
 
     async fn decide(&self, order_id: &str, decision: &Decision) -> Result<Decision, Unavailable> {
@@ -215,4 +211,24 @@ impl OrderLedger for DynamoOrders {
             current => Err(Unavailable(format!("order {order_id} is {current:?}, cannot become {}", status.as_str()))),
         }
     }
+}
+
+/// The order as an executor sees it: its lines merged per book.
+fn executable(order_id: &str, item: &HashMap<String, AttributeValue>) -> Result<ExecutableOrder, Unavailable> {
+    let record = decode_record(item)?;
+    let mut lines: Vec<(String, i64)> = Vec::new();
+    for line in &record.items {
+        let (Some(book), Some(copies)) = (&line.book_id, line.quantity) else { continue };
+        match lines.iter_mut().find(|(b, _)| b == book) {
+            Some((_, total)) => *total += copies,
+            None => lines.push((book.clone(), copies)),
+        }
+    }
+    Ok(ExecutableOrder {
+        order_id: order_id.into(),
+        status: record.status,
+        lines,
+        amount_cents: record.amount_cents,
+        decision: decode_decision(item)?,
+    })
 }

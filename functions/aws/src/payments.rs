@@ -129,11 +129,11 @@ impl Participant for LambdaPayment {
         })
     }
 
-    async fn commit(&self, order_id: &str) -> Result<(), Unavailable> {
-        self.step(PaymentRequest::Commit { order_id: order_id.into() }).await
+    async fn commit(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
+        self.step(PaymentRequest::Commit { order_id: order.order_id.clone() }).await
     }
 
-    async fn abort(&self, order_id: &str) -> Result<(), Unavailable> {
-        self.step(PaymentRequest::Abort { order_id: order_id.into() }).await
+    async fn abort(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
+        self.step(PaymentRequest::Abort { order_id: order.order_id.clone() }).await
     }
 }

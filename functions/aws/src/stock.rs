@@ -39,25 +39,30 @@ impl BooksDbStock {
         Self { db }
     }
 
-    async fn reservation(&self, order_id: &str) -> Result<Option<(Reservation, serde_json::Value)>, Unavailable> {
-        let Some(entry) = self.db.get(&key(order_id)).await.map_err(|e| unavailable("reading a reservation", e))?
-        else {
-            return Ok(None);
-        };
-        let reservation = serde_json::from_value(entry.value.clone()).map_err(|e| unavailable("a reservation", e))?;
-        Ok(Some((reservation, entry.value)))
+    async fn reservation(&self, order_id: &str) -> Result<Option<Reservation>, Unavailable> {
+        let entry = self.db.get(&key(order_id)).await.map_err(|e| unavailable("reading a reservation", e))?;
+        entry.map(|e| serde_json::from_value(e.value).map_err(|e| unavailable("a reservation", e))).transpose()
     }
 
-    /// Moves a prepared reservation to `to` (giving its copies back if `undo_stock`) in one
-    /// transaction that holds only if the reservation is still the one read.
-    async fn finish(&self, order_id: &str, to: Step, undo_stock: bool) -> Result<(), Unavailable> {
+    /// Moves the order's prepared reservation to `to` (giving its copies back when aborting), in
+    /// one transaction that holds only while the reservation is the prepared one. The common
+    /// case needs no read: the reservation is what prepare wrote for these lines.
+    async fn finish(&self, order: &ExecutableOrder, to: Step) -> Result<(), Unavailable> {
+        let order_id = &order.order_id;
+        let prepared = Reservation { state: Step::Prepared, lines: order.lines.clone() };
+        if self.txn(&move_txn(order_id, &prepared, to)?).await? {
+            return Ok(());
+        }
         // Two tries: a concurrent step of the same order can change the reservation in between.
         for _ in 0..2 {
-            let current = self.reservation(order_id).await?;
-            let (mut reservation, stored) = match current {
-                Some((reservation, _)) if reservation.state == to => return Ok(()),
-                Some((reservation, stored)) if reservation.state == Step::Prepared => (reservation, stored),
-                Some((reservation, _)) => {
+            match self.reservation(order_id).await? {
+                Some(reservation) if reservation.state == to => return Ok(()),
+                Some(reservation) if reservation.state == Step::Prepared => {
+                    if self.txn(&move_txn(order_id, &reservation, to)?).await? {
+                        return Ok(());
+                    }
+                }
+                Some(reservation) => {
                     return Err(Unavailable(format!(
                         "reservation of {order_id} is {:?}, cannot be {to:?}",
                         reservation.state
@@ -74,24 +79,8 @@ impl BooksDbStock {
                     if self.txn(&txn).await? {
                         return Ok(());
                     }
-                    continue;
                 }
                 None => return Err(Unavailable(format!("commit of {order_id}, which was never prepared"))),
-            };
-            let mut success: Vec<TxnOp> = if undo_stock {
-                reservation.lines.iter().map(|(book, n)| TxnOp::Add { key: stock_key(book), delta: *n }).collect()
-            } else {
-                Vec::new()
-            };
-            reservation.state = to;
-            success.push(put(order_id, &reservation)?);
-            let txn = TxnRequest {
-                compare: vec![Compare { key: key(order_id), check: Check::Value(stored) }],
-                success,
-                failure: vec![],
-            };
-            if self.txn(&txn).await? {
-                return Ok(());
             }
         }
         Err(Unavailable(format!("reservation of {order_id} kept changing")))
@@ -100,6 +89,23 @@ impl BooksDbStock {
     async fn txn(&self, txn: &TxnRequest) -> Result<bool, Unavailable> {
         Ok(self.db.txn(txn).await.map_err(|e| unavailable("a books database transaction", e))?.succeeded)
     }
+}
+
+/// Moves `reservation` to `to` if it is still exactly what is stored.
+fn move_txn(order_id: &str, reservation: &Reservation, to: Step) -> Result<TxnRequest, Unavailable> {
+    let stored = serde_json::to_value(reservation).map_err(|e| unavailable("encoding a reservation", e))?;
+    let mut success: Vec<TxnOp> = match to {
+        Step::Aborted => {
+            reservation.lines.iter().map(|(book, n)| TxnOp::Add { key: stock_key(book), delta: *n }).collect()
+        }
+        _ => Vec::new(),
+    };
+    success.push(put(order_id, &Reservation { state: to, lines: reservation.lines.clone() })?);
+    Ok(TxnRequest {
+        compare: vec![Compare { key: key(order_id), check: Check::Value(stored) }],
+        success,
+        failure: vec![],
+    })
 }
 
 fn key(order_id: &str) -> String {
@@ -136,7 +142,7 @@ impl Participant for BooksDbStock {
         if answer.failed_compares.contains(&0) {
             // Prepared before (a retry), or aborted before.
             return Ok(match self.reservation(&order.order_id).await? {
-                Some((reservation, _)) if reservation.state == Step::Aborted => Vote::No("aborted".into()),
+                Some(reservation) if reservation.state == Step::Aborted => Vote::No("aborted".into()),
                 _ => Vote::Yes,
             });
         }
@@ -149,11 +155,11 @@ impl Participant for BooksDbStock {
         Ok(Vote::No(format!("out of stock: {}", short.join(", "))))
     }
 
-    async fn commit(&self, order_id: &str) -> Result<(), Unavailable> {
-        self.finish(order_id, Step::Committed, false).await
+    async fn commit(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
+        self.finish(order, Step::Committed).await
     }
 
-    async fn abort(&self, order_id: &str) -> Result<(), Unavailable> {
-        self.finish(order_id, Step::Aborted, true).await
+    async fn abort(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
+        self.finish(order, Step::Aborted).await
     }
 }

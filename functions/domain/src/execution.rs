@@ -42,12 +42,23 @@ pub enum Vote {
     No(String),
 }
 
+/// What claiming an order for execution found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// The order is `executing` now (it was `queued`, or an executor that died left it so).
+    Executing(ExecutableOrder),
+    /// A duplicate delivery of a finished order.
+    Finished(OrderStatus),
+    /// The order is in a state executors do not take (`approved`: not queued yet).
+    NotQueued(OrderStatus),
+    Unknown,
+}
+
 /// The orders table, as executors use it.
 pub trait OrderLedger: Send + Sync {
-    fn load(&self, order_id: &str) -> impl Future<Output = Result<Option<ExecutableOrder>, Unavailable>> + Send;
-    /// `queued → executing`, stamped with the time; taking over an order left `executing`
-    /// changes nothing. Answers `false` when the order is in neither state.
-    fn start(&self, order_id: &str) -> impl Future<Output = Result<bool, Unavailable>> + Send;
+    /// `queued → executing` (stamped with the time), answering the order as it is then: one
+    /// conditional write in the common case.
+    fn claim(&self, order_id: &str) -> impl Future<Output = Result<Claim, Unavailable>> + Send;
     /// Records `decision` unless one is recorded already; answers the decision in force.
     fn decide(&self, order_id: &str, decision: &Decision)
     -> impl Future<Output = Result<Decision, Unavailable>> + Send;
@@ -64,8 +75,8 @@ pub trait OrderLedger: Send + Sync {
 /// prepare (and then refuses a later prepare).
 pub trait Participant: Send + Sync {
     fn prepare(&self, order: &ExecutableOrder) -> impl Future<Output = Result<Vote, Unavailable>> + Send;
-    fn commit(&self, order_id: &str) -> impl Future<Output = Result<(), Unavailable>> + Send;
-    fn abort(&self, order_id: &str) -> impl Future<Output = Result<(), Unavailable>> + Send;
+    fn commit(&self, order: &ExecutableOrder) -> impl Future<Output = Result<(), Unavailable>> + Send;
+    fn abort(&self, order: &ExecutableOrder) -> impl Future<Output = Result<(), Unavailable>> + Send;
 }
 
 /// Where an executor may be made to stall or fail, to emulate the course's unreliable executors
@@ -124,15 +135,14 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
     }
 
     async fn try_execute(&self, order_id: &str, faults: &impl Faults) -> Result<Executed, Unavailable> {
-        let Some(order) = self.ledger.load(order_id).await? else {
-            return Err(Unavailable(format!("order {order_id} is not in the orders table")));
+        let order = match self.ledger.claim(order_id).await? {
+            Claim::Executing(order) => order,
+            Claim::Finished(status) => return Ok(Executed::AlreadyFinished(status)),
+            Claim::NotQueued(status) => {
+                return Err(Unavailable(format!("order {order_id} is {}, not queued", status.as_str())));
+            }
+            Claim::Unknown => return Err(Unavailable(format!("order {order_id} is not in the orders table"))),
         };
-        if order.status.is_final() {
-            return Ok(Executed::AlreadyFinished(order.status));
-        }
-        if !self.ledger.start(order_id).await? {
-            return Err(Unavailable(format!("order {order_id} is {}, not queued", order.status.as_str())));
-        }
         let decision = match order.decision.clone() {
             Some(decision) => decision,
             None => {
@@ -147,15 +157,15 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
         };
         tracing::info!(order_id, ?decision, "decided");
         faults.at(FaultPoint::BeforePhaseTwo).await?;
-        self.phase_two(order_id, &decision).await?;
+        self.phase_two(&order, &decision).await?;
         self.finish(order_id, &decision).await
     }
 
     /// Tells both participants the decision; both are told even when one fails.
-    async fn phase_two(&self, order_id: &str, decision: &Decision) -> Result<(), Unavailable> {
+    async fn phase_two(&self, order: &ExecutableOrder, decision: &Decision) -> Result<(), Unavailable> {
         let (stock, payment) = match decision {
-            Decision::Commit => futures::join!(self.stock.commit(order_id), self.payment.commit(order_id)),
-            Decision::Abort { .. } => futures::join!(self.stock.abort(order_id), self.payment.abort(order_id)),
+            Decision::Commit => futures::join!(self.stock.commit(order), self.payment.commit(order)),
+            Decision::Abort { .. } => futures::join!(self.stock.abort(order), self.payment.abort(order)),
         };
         stock.and(payment)
     }
@@ -175,13 +185,15 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
     /// The last delivery could not finish: abort unless commit was decided (a commit decision
     /// must be carried out, so that order stays `executing` and its message goes to the DLQ).
     async fn give_up(&self, order_id: &str, error: Unavailable) -> Result<Executed, Unavailable> {
-        let Some(order) = self.ledger.load(order_id).await? else {
-            tracing::error!(order_id, %error, "dropping a message for an order that does not exist");
-            return Ok(Executed::Unknown);
+        let order = match self.ledger.claim(order_id).await? {
+            Claim::Executing(order) => order,
+            Claim::Finished(status) => return Ok(Executed::AlreadyFinished(status)),
+            Claim::NotQueued(_) => return Err(error),
+            Claim::Unknown => {
+                tracing::error!(order_id, %error, "dropping a message for an order that does not exist");
+                return Ok(Executed::Unknown);
+            }
         };
-        if order.status.is_final() {
-            return Ok(Executed::AlreadyFinished(order.status));
-        }
         let proposal = Decision::Abort { reason: format!("gave up: {error}") };
         let decision = self.ledger.decide(order_id, &proposal).await?;
         if decision == Decision::Commit {
@@ -189,8 +201,7 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
         }
         // A participant that cannot be told keeps its reservation: the order stays `executing`
         // with its abort decision, for a redrive from the dead-letter queue to finish.
-        self.phase_two(order_id, &decision).await?;
-        self.ledger.start(order_id).await?;
+        self.phase_two(&order, &decision).await?;
         self.finish(order_id, &decision).await
     }
 }
@@ -208,18 +219,17 @@ mod tests {
     struct Ledger(Mutex<BTreeMap<String, ExecutableOrder>>);
 
     impl OrderLedger for Ledger {
-        async fn load(&self, order_id: &str) -> Result<Option<ExecutableOrder>, Unavailable> {
-            Ok(self.0.lock().unwrap().get(order_id).cloned())
-        }
-
-        async fn start(&self, order_id: &str) -> Result<bool, Unavailable> {
+        async fn claim(&self, order_id: &str) -> Result<Claim, Unavailable> {
             let mut orders = self.0.lock().unwrap();
-            let Some(order) = orders.get_mut(order_id) else { return Ok(false) };
+            let Some(order) = orders.get_mut(order_id) else { return Ok(Claim::Unknown) };
+            if order.status.is_final() {
+                return Ok(Claim::Finished(order.status));
+            }
             if !OrderStatus::Executing.may_follow().contains(&order.status) {
-                return Ok(false);
+                return Ok(Claim::NotQueued(order.status));
             }
             order.status = OrderStatus::Executing;
-            Ok(true)
+            Ok(Claim::Executing(order.clone()))
         }
 
         async fn decide(&self, order_id: &str, decision: &Decision) -> Result<Decision, Unavailable> {
@@ -272,19 +282,19 @@ mod tests {
             Ok(Vote::Yes)
         }
 
-        async fn commit(&self, order_id: &str) -> Result<(), Unavailable> {
+        async fn commit(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
             self.check_up()?;
             let mut reservations = self.reservations.lock().unwrap();
-            let reservation = reservations.get_mut(order_id).expect("commit after prepare");
+            let reservation = reservations.get_mut(&order.order_id).expect("commit after prepare");
             assert_ne!(reservation.1, "aborted");
             reservation.1 = "committed";
             Ok(())
         }
 
-        async fn abort(&self, order_id: &str) -> Result<(), Unavailable> {
+        async fn abort(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
             self.check_up()?;
             let mut reservations = self.reservations.lock().unwrap();
-            let reservation = reservations.entry(order_id.into()).or_insert((0, "aborted"));
+            let reservation = reservations.entry(order.order_id.clone()).or_insert((0, "aborted"));
             assert_ne!(reservation.1, "committed");
             if reservation.1 == "prepared" {
                 *self.copies.lock().unwrap() += reservation.0;
@@ -308,18 +318,18 @@ mod tests {
             Ok(if *state == "released" { Vote::No("payment released".into()) } else { Vote::Yes })
         }
 
-        async fn commit(&self, order_id: &str) -> Result<(), Unavailable> {
+        async fn commit(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
             let mut states = self.states.lock().unwrap();
-            if states.insert(order_id.into(), "charged") != Some("charged") {
+            if states.insert(order.order_id.clone(), "charged") != Some("charged") {
                 self.charged.fetch_add(1, Ordering::SeqCst);
             }
             Ok(())
         }
 
-        async fn abort(&self, order_id: &str) -> Result<(), Unavailable> {
+        async fn abort(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
             let mut states = self.states.lock().unwrap();
-            assert_ne!(states.get(order_id), Some(&"charged"));
-            states.insert(order_id.into(), "released");
+            assert_ne!(states.get(&order.order_id), Some(&"charged"));
+            states.insert(order.order_id.clone(), "released");
             Ok(())
         }
     }
