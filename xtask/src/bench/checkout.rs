@@ -183,14 +183,24 @@ fn mean_hops(recorded: &[BTreeMap<String, f64>]) -> BTreeMap<String, f64> {
 /// CPU seconds so far of our processes (the functions and the books database) and of the
 /// emulators (moto server, cargo lambda watch). The gateway runs inside this process, with the
 /// load generator, and is counted in neither.
-struct CpuSeconds {
-    ours: f64,
-    emulators: f64,
+pub(super) struct CpuSeconds {
+    pub ours: f64,
+    pub emulators: f64,
 }
 
-fn cpu_seconds() -> CpuSeconds {
-    const OURS: [&str; 7] =
-        ["checkout", "transaction-ver", "fraud-detection", "suggestions", "catalog", "orders", "raft-node"];
+pub(super) fn cpu_seconds() -> CpuSeconds {
+    // Process names are cut to 15 characters.
+    const OURS: [&str; 9] = [
+        "checkout",
+        "transaction-ver",
+        "fraud-detection",
+        "suggestions",
+        "catalog",
+        "orders",
+        "order-executor",
+        "payment",
+        "raft-node",
+    ];
     let ticks = 100.0; // sysconf(_SC_CLK_TCK) on Linux
     let mut total = CpuSeconds { ours: 0.0, emulators: 0.0 };
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
