@@ -231,9 +231,10 @@ mod tests {
         };
         assert_eq!(executor.queue_events, [expected]);
         assert_eq!(&executor.environment["MAX_RECEIVES"], max_receives, "the executor knows its last delivery");
-        let timeout = template.json["Globals"]["Function"]["Timeout"].as_u64().unwrap();
-        let visibility = order_queue.properties["VisibilityTimeout"].as_u64().unwrap();
-        assert!(visibility >= 6 * timeout, "the visibility timeout is the lock: {visibility} s vs {timeout} s");
+        let timeout = template.json["Resources"][&executor.logical_id]["Properties"]["Timeout"].as_u64().unwrap();
+        let visibility = &order_queue.properties["VisibilityTimeout"];
+        assert!(visibility.as_u64().unwrap() >= 6 * timeout, "the lock: {visibility} s vs {timeout} s");
+        assert_eq!(&executor.environment["VISIBILITY_TIMEOUT_SECONDS"], visibility);
     }
 
     #[test]

@@ -46,7 +46,7 @@ async fn the_stack_matches_the_template(client: &Client) {
         .await
         .expect("the order queue exists");
     let attributes = attributes.attributes().unwrap();
-    assert_eq!(attributes[&QueueAttributeName::VisibilityTimeout], "90");
+    assert_eq!(attributes[&QueueAttributeName::VisibilityTimeout], "240");
     let redrive: Value = serde_json::from_str(&attributes[&QueueAttributeName::RedrivePolicy]).unwrap();
     assert!(redrive["deadLetterTargetArn"].as_str().unwrap().ends_with(":OrderDeadLetterQueue"), "{redrive}");
     assert_eq!(redrive["maxReceiveCount"].to_string().trim_matches('"'), "5");

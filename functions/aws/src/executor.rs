@@ -17,6 +17,9 @@ pub struct DeliverySettings {
     /// A failed message comes back after this many seconds times its receive count (instead of the
     /// whole visibility timeout), when the queue can be told.
     pub retry_delay_seconds: i32,
+    /// The queue's visibility timeout: a message in hand is made invisible for this long again
+    /// every third of it, while its execution runs.
+    pub visibility_timeout_seconds: i32,
     pub faults: EmulatedFaults,
 }
 
@@ -39,7 +42,15 @@ pub async fn execute_batch<L: OrderLedger, S: Participant, P: Participant>(
     queue: Option<&RetryQueue>,
     event: SqsEvent,
 ) -> SqsBatchResponse {
-    let results = futures::future::join_all(event.records.iter().map(|m| execute_one(executor, settings, m))).await;
+    let results = futures::future::join_all(event.records.iter().map(|message| async move {
+        let execution = std::pin::pin!(execute_one(executor, settings, message));
+        let keep_hidden = std::pin::pin!(keep_invisible(queue, settings, message));
+        match futures::future::select(execution, keep_hidden).await {
+            futures::future::Either::Left((done, _)) => done,
+            futures::future::Either::Right(((), execution)) => execution.await,
+        }
+    }))
+    .await;
     let mut response = SqsBatchResponse::default();
     for (message, ok) in event.records.iter().zip(results) {
         if ok {
@@ -65,6 +76,29 @@ pub async fn execute_batch<L: OrderLedger, S: Participant, P: Participant>(
         response.batch_item_failures.push(failure);
     }
     response
+}
+
+/// Renews the message's invisibility every third of the visibility timeout, so that a long
+/// execution keeps its lock; returns only if the queue cannot be told.
+async fn keep_invisible(queue: Option<&RetryQueue>, settings: &DeliverySettings, message: &SqsMessage) {
+    let (Some(queue), Some(receipt)) = (queue, &message.receipt_handle) else { return };
+    let period = Duration::from_secs(u64::try_from(settings.visibility_timeout_seconds / 3).unwrap_or(0).max(1));
+    loop {
+        tokio::time::sleep(period).await;
+        let renewed = queue
+            .client
+            .change_message_visibility()
+            .queue_url(&queue.queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(settings.visibility_timeout_seconds)
+            .send()
+            .await;
+        if let Err(e) = renewed {
+            let error = aws_sdk_sqs::error::DisplayErrorContext(e);
+            tracing::warn!(message_id = message.message_id.as_deref(), %error, "could not keep the message hidden");
+            return;
+        }
+    }
 }
 
 fn receive_count(message: &SqsMessage) -> u32 {

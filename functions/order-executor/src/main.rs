@@ -21,6 +21,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let settings = DeliverySettings {
         max_receives: number("MAX_RECEIVES", 5)?,
         retry_delay_seconds: number("RETRY_DELAY_SECONDS", 2)?,
+        visibility_timeout_seconds: number("VISIBILITY_TIMEOUT_SECONDS", 240)?,
         faults: EmulatedFaults::from_env()?,
     };
     let config = sdk_config().await;
