@@ -147,7 +147,12 @@ impl EmulatedFaults {
     /// From `EXECUTOR_DELAY_MS` (`min-max`) and `EXECUTOR_FAILURE_RATE` (0 to 1); a malformed
     /// value is an error naming the variable.
     pub fn from_env() -> Result<Self, String> {
-        let delay_ms = match std::env::var("EXECUTOR_DELAY_MS").ok().filter(|v| !v.trim().is_empty()) {
+        let var = |name| std::env::var(name).ok();
+        Self::parse(var("EXECUTOR_DELAY_MS").as_deref(), var("EXECUTOR_FAILURE_RATE").as_deref())
+    }
+
+    fn parse(delay_ms: Option<&str>, failure_rate: Option<&str>) -> Result<Self, String> {
+        let delay_ms = match delay_ms.map(str::trim).filter(|v| !v.is_empty()) {
             None => None,
             Some(text) => {
                 let range = text.split_once('-').map(|(a, b)| (a.trim().parse::<u64>(), b.trim().parse::<u64>()));
@@ -157,9 +162,9 @@ impl EmulatedFaults {
                 }
             }
         };
-        let failure_rate = match std::env::var("EXECUTOR_FAILURE_RATE").ok().filter(|v| !v.trim().is_empty()) {
+        let failure_rate = match failure_rate.map(str::trim).filter(|v| !v.is_empty()) {
             None => 0.0,
-            Some(text) => match text.trim().parse::<f64>() {
+            Some(text) => match text.parse::<f64>() {
                 Ok(rate) if (0.0..=1.0).contains(&rate) => rate,
                 _ => return Err(format!("EXECUTOR_FAILURE_RATE must be between 0 and 1, not {text:?}")),
             },
@@ -190,5 +195,34 @@ impl Faults for DeliveryFaults {
             return Err(Unavailable(format!("emulated executor failure at {point:?}")));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_knobs_are_off_unless_set_and_a_bad_value_is_named() {
+        let off = EmulatedFaults::parse(None, Some(" ")).unwrap();
+        assert_eq!((off.delay_ms, off.failure_rate), (None, 0.0));
+        let course = EmulatedFaults::parse(Some("5000-30000"), Some("0.5")).unwrap();
+        assert_eq!((course.delay_ms, course.failure_rate), (Some((5000, 30000)), 0.5));
+        for (delay, rate, named) in [
+            (Some("30-5"), None, "EXECUTOR_DELAY_MS"),
+            (Some("soon"), None, "EXECUTOR_DELAY_MS"),
+            (None, Some("2"), "EXECUTOR_FAILURE_RATE"),
+            (None, Some("half"), "EXECUTOR_FAILURE_RATE"),
+        ] {
+            let error = EmulatedFaults::parse(delay, rate).unwrap_err();
+            assert!(error.starts_with(named), "{error}");
+        }
+    }
+
+    #[test]
+    fn no_failure_is_drawn_for_a_last_delivery() {
+        let always = EmulatedFaults { delay_ms: None, failure_rate: 1.0 };
+        assert!(always.for_delivery(false).fail_at.is_some());
+        assert!(always.for_delivery(true).fail_at.is_none());
     }
 }

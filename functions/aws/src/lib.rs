@@ -12,6 +12,10 @@
 //! | `PAYMENTS_TABLE` | the payment participant's state | `bookstore-payments` |
 //! | `PAYMENT_FUNCTION` | the payment function's name | `payment` |
 //! | `BOOKS_DB_URL` | the books database's nodes, comma-separated | `http://127.0.0.1:7001` |
+//! | `MAX_RECEIVES` | the order queue's `maxReceiveCount`: the executor's last delivery | 5 |
+//! | `RETRY_DELAY_SECONDS` | a failed message comes back after this × its receive count | 2 |
+//! | `VISIBILITY_TIMEOUT_SECONDS` | the order queue's visibility timeout, renewed during long executions | 240 |
+//! | `EXECUTOR_DELAY_MS`, `EXECUTOR_FAILURE_RATE` | the course's slow, unreliable executors (`MIN-MAX`, 0-1) | off |
 
 mod books;
 mod config;
