@@ -88,16 +88,7 @@ impl OrderStore for DynamoOrders {
         to: OrderStatus,
         at: &str,
     ) -> Result<(), Unavailable> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("orderId", AttributeValue::S(order_id.into()))
-            .update_expression("SET #status = :to, history = list_append(history, :change)")
-            .condition_expression("#status = :from")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":to", AttributeValue::S(to.as_str().into()))
-            .expression_attribute_values(":from", AttributeValue::S(from.as_str().into()))
-            .expression_attribute_values(":change", AttributeValue::L(vec![change_attribute(to, at)]))
+        self.change_status(order_id, from, to, at)
             .send()
             .await
             .map_err(|e| unavailable("changing the order status", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;

@@ -133,14 +133,7 @@ fn checkout(
         let url = url.clone();
         let timings = timings.clone();
         Box::pin(async move {
-            let book = BOOKS[client.wrapping_add(i as usize) % BOOKS.len()];
-            let body = json!({
-                "user": {"name": "Ada Lovelace", "contact": "ada.lovelace@example.org"},
-                "creditCard": {"number": "4111 1111 1111 1111", "expirationDate": "12/30", "cvv": "123"},
-                "items": [{"bookId": book, "quantity": 1}],
-                "billingAddress": {"street": "Narva mnt 18", "city": "Tartu", "zip": "51009", "country": "Estonia"},
-                "termsAccepted": true
-            });
+            let body = order_body(BOOKS[client.wrapping_add(i as usize) % BOOKS.len()]);
             let started = std::time::Instant::now();
             let Ok(answer) = http.post(url.as_str()).body(body.to_string()).send().await else { return false };
             let header = answer.headers().get("server-timing").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -157,6 +150,17 @@ fn checkout(
             true
         })
     }
+}
+
+/// A checkout that is approved: one copy of `book`.
+pub(super) fn order_body(book: &str) -> serde_json::Value {
+    json!({
+        "user": {"name": "Ada Lovelace", "contact": "ada.lovelace@example.org"},
+        "creditCard": {"number": "4111 1111 1111 1111", "expirationDate": "12/30", "cvv": "123"},
+        "items": [{"bookId": book, "quantity": 1}],
+        "billingAddress": {"street": "Narva mnt 18", "city": "Tartu", "zip": "51009", "country": "Estonia"},
+        "termsAccepted": true
+    })
 }
 
 fn parse_server_timing(header: &str) -> BTreeMap<String, f64> {

@@ -11,7 +11,7 @@ use anyhow::{Result, bail};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Value, json};
 
-use super::checkout::cpu_seconds;
+use super::checkout::{cpu_seconds, order_body};
 use super::load::{Sample, drive};
 use crate::stack::{Stack, StackOptions, emulator_clients};
 
@@ -84,14 +84,7 @@ async fn place_orders(stack: &Stack, options: &OrdersBench) -> Result<(Sample, V
     let sample = drive(options.clients, Duration::from_secs_f64(options.seconds), move |http, client, i| {
         let (url, ids) = (url.clone(), collected.clone());
         async move {
-            let book = BOOKS[client.wrapping_add(i as usize) % BOOKS.len()];
-            let body = json!({
-                "user": {"name": "Ada Lovelace", "contact": "ada.lovelace@example.org"},
-                "creditCard": {"number": "4111 1111 1111 1111", "expirationDate": "12/30", "cvv": "123"},
-                "items": [{"bookId": book, "quantity": 1}],
-                "billingAddress": {"street": "Narva mnt 18", "city": "Tartu", "zip": "51009", "country": "Estonia"},
-                "termsAccepted": true
-            });
+            let body = order_body(BOOKS[client.wrapping_add(i as usize) % BOOKS.len()]);
             let Ok(answer) = http.post(url.as_str()).body(body.to_string()).send().await else { return false };
             let Ok(answer) = answer.json::<Value>().await else { return false };
             match (answer["orderId"].as_str(), ids.lock()) {
