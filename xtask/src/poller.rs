@@ -62,7 +62,12 @@ impl QueuePoller {
                 if self.report_batch_item_failures {
                     let text = answer.text().await.unwrap_or_default();
                     match serde_json::from_str::<SqsBatchResponse>(&text) {
-                        Ok(response) => response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
+                        Ok(response) => {
+                            let failed: HashSet<String> =
+                                response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
+                            // A failure naming no message of the batch fails it whole, as on AWS.
+                            if failed.is_subset(&all) { failed } else { all.clone() }
+                        }
                         // An answer that is not a batch response fails the batch, as on AWS.
                         Err(_) => all.clone(),
                     }
@@ -88,13 +93,18 @@ impl QueuePoller {
                     .context("a delete entry")
             })
             .collect::<Result<Vec<_>>>()?;
-        self.sqs
+        let deleted = self
+            .sqs
             .delete_message_batch()
             .queue_url(&self.queue_url)
             .set_entries(Some(entries))
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("deleting: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+        for failed in deleted.failed() {
+            // It comes back and is found finished: harmless, but worth saying.
+            eprintln!("queue poller for {}: could not delete a message: {}", self.queue_arn, failed.code());
+        }
         Ok(())
     }
 

@@ -235,6 +235,8 @@ mod tests {
         let visibility = &order_queue.properties["VisibilityTimeout"];
         assert!(visibility.as_u64().unwrap() >= 6 * timeout, "the lock: {visibility} s vs {timeout} s");
         assert_eq!(&executor.environment["VISIBILITY_TIMEOUT_SECONDS"], visibility);
+        let limit = executor.environment["EXECUTION_LIMIT_SECONDS"].as_u64().unwrap();
+        assert!(limit < timeout, "an execution is given up before the function times out: {limit} s vs {timeout} s");
     }
 
     #[test]

@@ -126,6 +126,7 @@ async fn stock_is_conserved_when_the_books_database_loses_its_leader(client: &mu
     let (dynamodb, _) = emulator_clients(&client.stack.aws_endpoint);
     let db = client.stack.books_db.client().unwrap();
     for (answer, quantity) in orders.iter().zip(quantities) {
+        assert_eq!(answer["status"], "Order Approved", "{answer}");
         let order_id = answer["orderId"].as_str().unwrap();
         let executed = client.wait_until_executed(order_id).await;
         let status: OrderStatus = serde_json::from_value(executed["status"].clone()).unwrap();

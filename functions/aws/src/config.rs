@@ -21,7 +21,12 @@ pub fn env_or(name: &str, default: &str) -> String {
 
 /// A Lambda client that does not retry: a function error must come back once, not three times
 /// (`cargo lambda watch` answers one with HTTP 500, which the SDK would otherwise retry).
+/// An invoke that takes longer than 20 s fails, so that a hung function cannot hold its caller.
 pub fn lambda_client(config: &SdkConfig) -> aws_sdk_lambda::Client {
     let retry = aws_sdk_lambda::config::retry::RetryConfig::disabled();
-    aws_sdk_lambda::Client::from_conf(aws_sdk_lambda::config::Builder::from(config).retry_config(retry).build())
+    let timeout = aws_sdk_lambda::config::timeout::TimeoutConfig::builder()
+        .operation_timeout(std::time::Duration::from_secs(20))
+        .build();
+    let lambda = aws_sdk_lambda::config::Builder::from(config).retry_config(retry).timeout_config(timeout);
+    aws_sdk_lambda::Client::from_conf(lambda.build())
 }

@@ -20,6 +20,9 @@ pub struct DeliverySettings {
     /// The queue's visibility timeout: a message in hand is made invisible for this long again
     /// every third of it, while its execution runs.
     pub visibility_timeout_seconds: i32,
+    /// An execution still running after this long is given up (the message comes back), so the
+    /// function answers before its own timeout.
+    pub execution_limit: Duration,
     pub faults: EmulatedFaults,
 }
 
@@ -43,7 +46,14 @@ pub async fn execute_batch<L: OrderLedger, S: Participant, P: Participant>(
     event: SqsEvent,
 ) -> SqsBatchResponse {
     let results = futures::future::join_all(event.records.iter().map(|message| async move {
-        let execution = std::pin::pin!(execute_one(executor, settings, message));
+        let execution = std::pin::pin!(async {
+            let limited = tokio::time::timeout(settings.execution_limit, execute_one(executor, settings, message));
+            limited.await.unwrap_or_else(|_| {
+                let (message_id, limit) = (message.message_id.as_deref(), settings.execution_limit);
+                tracing::warn!(message_id, ?limit, "execution took too long; the message will come back");
+                false
+            })
+        });
         let keep_hidden = std::pin::pin!(keep_invisible(queue, settings, message));
         match futures::future::select(execution, keep_hidden).await {
             futures::future::Either::Left((done, _)) => done,
@@ -56,7 +66,8 @@ pub async fn execute_batch<L: OrderLedger, S: Participant, P: Participant>(
         if ok {
             continue;
         }
-        let Some(id) = message.message_id.clone() else { continue };
+        // A failure without an id fails the whole batch, as on AWS.
+        let id = message.message_id.clone().unwrap_or_default();
         if let (Some(queue), Some(receipt)) = (queue, &message.receipt_handle) {
             let delay = settings.retry_delay_seconds.saturating_mul(receive_count(message).try_into().unwrap_or(1));
             let change = queue

@@ -15,6 +15,7 @@
 //! | `MAX_RECEIVES` | the order queue's `maxReceiveCount`: the executor's last delivery | 5 |
 //! | `RETRY_DELAY_SECONDS` | a failed message comes back after this × its receive count | 2 |
 //! | `VISIBILITY_TIMEOUT_SECONDS` | the order queue's visibility timeout, renewed during long executions | 240 |
+//! | `EXECUTION_LIMIT_SECONDS` | an execution still running then is given up, and its message comes back | 35 |
 //! | `EXECUTOR_DELAY_MS`, `EXECUTOR_FAILURE_RATE` | the course's slow, unreliable executors (`MIN-MAX`, 0-1) | off |
 
 mod books;

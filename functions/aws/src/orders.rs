@@ -209,10 +209,11 @@ fn executable(order_id: &str, item: &HashMap<String, AttributeValue>) -> Result<
     let record = decode_record(item)?;
     let mut lines: Vec<(String, i64)> = Vec::new();
     for line in &record.items {
-        let (Some(book), Some(copies)) = (&line.book_id, line.quantity) else { continue };
-        match lines.iter_mut().find(|(b, _)| b == book) {
+        // A line with no book or no quantity stays, empty, for the executor to refuse.
+        let (book, copies) = (line.book_id.clone().unwrap_or_default(), line.quantity.unwrap_or(0));
+        match lines.iter_mut().find(|(b, _)| *b == book) {
             Some((_, total)) => *total += copies,
-            None => lines.push((book.clone(), copies)),
+            None => lines.push((book, copies)),
         }
     }
     Ok(ExecutableOrder {

@@ -111,10 +111,13 @@ impl LambdaPayment {
         invoke_json(&self.client, &self.function, request).await
     }
 
-    /// A step that must be carried out: a refusal is a protocol fault, retried later.
-    async fn step(&self, request: PaymentRequest) -> Result<(), Unavailable> {
+    /// A step that must end in `expected`: anything else is a protocol fault, retried later.
+    async fn step(&self, request: PaymentRequest, expected: PaymentState) -> Result<(), Unavailable> {
         match self.send(&request).await? {
-            PaymentResponse::Done { .. } => Ok(()),
+            PaymentResponse::Done { state } if state == expected => Ok(()),
+            PaymentResponse::Done { state } => {
+                Err(Unavailable(format!("payment is {}, not {}", state.as_str(), expected.as_str())))
+            }
             PaymentResponse::Refused { reason } => Err(Unavailable(format!("payment refused: {reason}"))),
         }
     }
@@ -130,10 +133,10 @@ impl Participant for LambdaPayment {
     }
 
     async fn commit(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
-        self.step(PaymentRequest::Commit { order_id: order.order_id.clone() }).await
+        self.step(PaymentRequest::Commit { order_id: order.order_id.clone() }, PaymentState::Charged).await
     }
 
     async fn abort(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
-        self.step(PaymentRequest::Abort { order_id: order.order_id.clone() }).await
+        self.step(PaymentRequest::Abort { order_id: order.order_id.clone() }, PaymentState::Released).await
     }
 }

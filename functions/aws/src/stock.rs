@@ -141,10 +141,12 @@ impl Participant for BooksDbStock {
         }
         if answer.failed_compares.contains(&0) {
             // Prepared before (a retry), or aborted before.
-            return Ok(match self.reservation(&order.order_id).await? {
-                Some(reservation) if reservation.state == Step::Aborted => Vote::No("aborted".into()),
-                _ => Vote::Yes,
-            });
+            return match self.reservation(&order.order_id).await? {
+                Some(reservation) if reservation.state == Step::Aborted => Ok(Vote::No("aborted".into())),
+                Some(_) => Ok(Vote::Yes),
+                // Gone between the transaction and the read: ask again on the next delivery.
+                None => Err(Unavailable(format!("the reservation of {} changed while preparing", order.order_id))),
+            };
         }
         let short: Vec<&str> = answer
             .failed_compares

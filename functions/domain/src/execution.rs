@@ -26,6 +26,13 @@ pub struct ExecutableOrder {
     pub decision: Option<Decision>,
 }
 
+impl ExecutableOrder {
+    /// Every line names a book and a positive number of copies, and there is one.
+    pub fn has_valid_lines(&self) -> bool {
+        !self.lines.is_empty() && self.lines.iter().all(|(book, copies)| !book.is_empty() && *copies > 0)
+    }
+}
+
 /// The coordinator's decision, recorded before phase two.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "camelCase")]
@@ -145,6 +152,10 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
         };
         let decision = match order.decision.clone() {
             Some(decision) => decision,
+            None if !order.has_valid_lines() => {
+                let reason = "the order has no book and positive quantity on every line".to_string();
+                self.ledger.decide(order_id, &Decision::Abort { reason }).await?
+            }
             None => {
                 faults.at(FaultPoint::BeforePrepare).await?;
                 let (stock, payment) = futures::join!(self.stock.prepare(&order), self.payment.prepare(&order));
@@ -444,6 +455,16 @@ mod tests {
         assert!(block_on(executor.execute("o1", true, &faults)).is_err());
         assert_eq!(status(&executor, "o1"), OrderStatus::Executing);
         assert_eq!(block_on(executor.execute("o1", false, &faults)), Ok(Executed::Committed));
+    }
+
+    #[test]
+    fn an_order_with_a_line_that_is_no_book_or_no_copies_fails_without_touching_stock() {
+        let executor = executor(5, &[("o1", -2), ("o2", 0)]);
+        for id in ["o1", "o2"] {
+            let answer = block_on(executor.execute(id, false, &Reliable)).unwrap();
+            assert!(matches!(&answer, Executed::Failed(reason) if reason.contains("positive")), "{answer:?}");
+        }
+        assert_eq!(*executor.stock.copies.lock().unwrap(), 5);
     }
 
     #[test]

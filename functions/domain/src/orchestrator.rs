@@ -177,7 +177,9 @@ async fn decide<S, O: OrderStore, Q: OrderQueue, C>(
         if let Err(e) = deps.queue.enqueue(order_id).await {
             let failed = deps.orders.transition(order_id, OrderStatus::Queued, OrderStatus::Failed, now).await;
             if let Err(also) = failed {
-                tracing::error!(order_id, error = %also, "an order that could not be queued stays queued");
+                // Its message may have reached the queue after all (the send's outcome is unknown),
+                // and an executor have taken it.
+                tracing::error!(order_id, error = %also, "could not mark an order whose queueing failed as failed");
             }
             return Err(e.into());
         }

@@ -98,11 +98,21 @@ pub async fn handle<L: PaymentLedger>(request: PaymentRequest, ledger: &L) -> Re
             Some(Charged) => done(Charged),
             other => refused(format!("cannot charge a payment that is {}", describe(other))),
         },
-        PaymentRequest::Abort { order_id } => match ledger.transition(&order_id, Authorized, Released).await? {
-            None => done(ledger.create(&order_id, Released, 0).await?),
-            Some(Released) => done(Released),
-            other => refused(format!("cannot release a payment that is {}", describe(other))),
-        },
+        PaymentRequest::Abort { order_id } => {
+            let state = match ledger.transition(&order_id, Authorized, Released).await? {
+                // Nothing to release: remember the release, so that a late prepare is refused...
+                None => match ledger.create(&order_id, Released, 0).await? {
+                    // ...unless a prepare got in first: release that.
+                    Authorized => ledger.transition(&order_id, Authorized, Released).await?,
+                    state => Some(state),
+                },
+                state => state,
+            };
+            match state {
+                Some(Released) => done(Released),
+                other => refused(format!("cannot release a payment that is {}", describe(other))),
+            }
+        }
     }
 }
 
@@ -174,6 +184,36 @@ mod tests {
             send(&ledger, PaymentRequest::Commit { order_id: "o1".into() }),
             PaymentResponse::Refused { .. }
         ));
+    }
+
+    /// A ledger where a prepare lands right after abort finds no payment.
+    struct PrepareLandsDuringAbort(Ledger, Mutex<bool>);
+
+    impl PaymentLedger for PrepareLandsDuringAbort {
+        async fn create(&self, order_id: &str, state: PaymentState, amount: u64) -> Result<PaymentState, Unavailable> {
+            self.0.create(order_id, state, amount).await
+        }
+
+        async fn transition(
+            &self,
+            order_id: &str,
+            from: PaymentState,
+            to: PaymentState,
+        ) -> Result<Option<PaymentState>, Unavailable> {
+            let answer = self.0.transition(order_id, from, to).await;
+            if std::mem::take(&mut *self.1.lock().unwrap()) {
+                self.0.create(order_id, PaymentState::Authorized, 1).await?;
+            }
+            answer
+        }
+    }
+
+    #[test]
+    fn an_abort_racing_a_late_prepare_still_releases() {
+        let ledger = PrepareLandsDuringAbort(Ledger::default(), Mutex::new(true));
+        let answer = block_on(handle(PaymentRequest::Abort { order_id: "o1".into() }, &ledger)).unwrap();
+        assert_eq!(answer, PaymentResponse::Done { state: PaymentState::Released });
+        assert_eq!(ledger.0.0.lock().unwrap()["o1"], PaymentState::Released);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! the books database's stock and the payment function.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use books_db_client::BooksDb;
@@ -22,6 +23,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         max_receives: number("MAX_RECEIVES", 5)?,
         retry_delay_seconds: number("RETRY_DELAY_SECONDS", 2)?,
         visibility_timeout_seconds: number("VISIBILITY_TIMEOUT_SECONDS", 240)?,
+        execution_limit: Duration::from_secs(number("EXECUTION_LIMIT_SECONDS", 35)?),
         faults: EmulatedFaults::from_env()?,
     };
     let config = sdk_config().await;
