@@ -51,7 +51,9 @@ pub fn run(options: Up) -> Result<()> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let stack = Stack::start(StackOptions {
+        // Listening from the start: Ctrl-C while the stack starts stops what has started.
+        let mut shutdown = std::pin::pin!(shutdown_signal());
+        let start = Stack::start(StackOptions {
             gateway_port: options.port,
             aws_port: options.aws_port,
             watch_port: options.lambda_port,
@@ -65,14 +67,20 @@ pub fn run(options: Up) -> Result<()> {
             .into_iter()
             .filter_map(|(name, value)| Some((name.to_string(), value?)))
             .collect(),
-        })
-        .await?;
+        });
+        let stack = tokio::select! {
+            stack = start => stack?,
+            () = &mut shutdown => {
+                eprintln!("stopping");
+                return Ok(());
+            }
+        };
         println!("ready: the bookstore at {}", stack.gateway_url);
         println!("  try: curl -s {}/books | head -c 300", stack.gateway_url);
         println!("  books database: {}", stack.books_db.urls().join(","));
         println!("  AWS emulator (DynamoDB, SQS): {}; Lambda API: {}", stack.aws_endpoint, stack.watch_url);
         println!("  logs: {}; Ctrl-C stops everything", stack.logs.display());
-        shutdown_signal().await;
+        shutdown.await;
         eprintln!("stopping");
         drop(stack);
         Ok(())
