@@ -114,7 +114,7 @@ impl Stack {
         moto.args(["-c", MOTO_SERVER, "127.0.0.1", &aws_addr.port().to_string()]);
         processes.push(("moto_server", spawn_logged(&mut moto, &logs.join("moto.log"))?));
         let aws_endpoint = format!("http://{aws_addr}");
-        let mut stack_guard = ProcessGuard(processes);
+        let mut stack_guard = Processes(processes);
         wait_for_http(&format!("{aws_endpoint}/moto-api/"), Duration::from_secs(30)).await.context("moto server")?;
 
         let mut resolver = Resolver::default();
@@ -333,10 +333,11 @@ impl Drop for Stack {
     }
 }
 
-/// Stops processes started so far if starting the stack fails half-way.
-struct ProcessGuard(Vec<(&'static str, Child)>);
+/// Processes killed, each with its process group, when this is dropped: what the stack started
+/// so far if starting it fails half-way, or a test's helper process (chromedriver).
+pub struct Processes(pub Vec<(&'static str, Child)>);
 
-impl Drop for ProcessGuard {
+impl Drop for Processes {
     fn drop(&mut self) {
         stop(&mut self.0);
     }
@@ -363,7 +364,8 @@ fn addr(port: u16) -> Result<SocketAddr> {
     Ok(SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
-fn spawn_logged(command: &mut std::process::Command, log: &Path) -> Result<Child> {
+/// Starts `command` with its output in `log`, tied to this process (killed if it dies).
+pub fn spawn_logged(command: &mut std::process::Command, log: &Path) -> Result<Child> {
     let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     command.stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file);
     let program = command.get_program().to_string_lossy().to_string();

@@ -8,6 +8,7 @@
 //! | `SERVICE_STATE_TABLE` | the services' per-order state | `bookstore-service-state` |
 //! | `ORDERS_TABLE` | the orders | `bookstore-orders` |
 //! | `ORDER_QUEUE_URL` | the order queue | — |
+//! | `DEAD_LETTER_QUEUE_URL` | where the order queue's undeliverable messages go (shown by `GET /status`) | — |
 //! | `TRANSACTION_VERIFICATION_FUNCTION`, `FRAUD_DETECTION_FUNCTION`, `SUGGESTIONS_FUNCTION` | the services' function names | `transaction-verification`, … |
 //! | `PAYMENTS_TABLE` | the payment participant's state | `bookstore-payments` |
 //! | `PAYMENT_FUNCTION` | the payment function's name | `payment` |
@@ -28,6 +29,7 @@ mod payments;
 mod queue;
 mod service_state;
 mod stock;
+mod system_status;
 
 pub use books::BooksDbCatalog;
 pub use config::{env_or, http_client, lambda_client, sdk_config};
@@ -39,6 +41,7 @@ pub use payments::{DynamoPayments, LambdaPayment};
 pub use queue::SqsOrderQueue;
 pub use service_state::DynamoStateStore;
 pub use stock::BooksDbStock;
+pub use system_status::{NodeView, QueueView, SystemStatus, SystemStatusReader};
 
 use bookstore_domain::service::Unavailable;
 

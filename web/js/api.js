@@ -1,0 +1,55 @@
+// The bookstore's HTTP API. Every failure becomes an ApiError whose message is words for a
+// person: the server's own {"error":{"message"}} when it sent one.
+
+const remembered = 'bookstore.api';
+
+/** The API's base URL: ?api=… (remembered), else the page's <meta name="bookstore-api">, else this origin. */
+export function apiBase() {
+  const fromQuery = new URLSearchParams(location.search).get('api');
+  if (fromQuery !== null) {
+    localStorage.setItem(remembered, fromQuery);
+  }
+  const base = fromQuery ?? localStorage.getItem(remembered) ??
+    document.querySelector('meta[name="bookstore-api"]')?.content ?? '';
+  return base.replace(/\/+$/, '');
+}
+
+export class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function request(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(apiBase() + path, { ...options, signal: AbortSignal.timeout(30000) });
+  } catch (e) {
+    const why = e.name === 'TimeoutError' ? 'it did not answer within 30 seconds' : 'the network is down or the server is not running';
+    throw new ApiError(`Cannot reach the bookstore: ${why}.`, 0);
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    // Not JSON: said below in words.
+  }
+  if (!response.ok) {
+    const message = body?.error?.message ?? `the server answered ${response.status} ${response.statusText}`;
+    throw new ApiError(`${response.status >= 500 ? 'The bookstore failed' : 'Refused'}: ${message}`, response.status);
+  }
+  if (body === null) {
+    throw new ApiError('The bookstore sent an answer that is not JSON.', response.status);
+  }
+  return body;
+}
+
+export const getBooks = () => request('/books');
+export const getOrder = (orderId) => request(`/orders/${encodeURIComponent(orderId)}`);
+export const getStatus = () => request('/status');
+export const postCheckout = (body) => request('/checkout', {
+  method: 'POST',
+  headers: { 'Content-Type': 'application/json' },
+  body: JSON.stringify(body),
+});

@@ -1,0 +1,46 @@
+// The cart on the page: lines with quantities, remove buttons and the total.
+
+import { el } from './dom.js';
+import { euros } from './cart.js';
+
+export class CartView {
+  constructor(cart, catalog) {
+    this.cart = cart;
+    this.catalog = catalog;
+    this.list = document.getElementById('cart');
+    this.empty = document.getElementById('cart-empty');
+    this.total = document.getElementById('cart-total');
+    this.count = document.getElementById('cart-count');
+    cart.onChange(() => this.render());
+  }
+
+  render() {
+    const books = this.catalog.byId;
+    this.list.replaceChildren(...[...this.cart.lines].map(([bookId, quantity]) => {
+      const book = books.get(bookId);
+      const title = book?.title ?? bookId;
+      const over = book && quantity > book.stock;
+      return el('li', { class: 'cart-line', dataset: { bookId } },
+        el('span', { class: 'title' }, title),
+        el('label', { class: 'qty-label' }, 'Qty ',
+          el('input', {
+            class: 'qty',
+            type: 'number',
+            min: '0',
+            max: book ? String(Math.max(book.stock, quantity)) : null,
+            value: String(quantity),
+            'aria-label': `Quantity of ${title}`,
+            onchange: (e) => {
+              const value = Number.parseInt(e.target.value, 10);
+              this.cart.set(bookId, Number.isFinite(value) ? value : 0);
+            },
+          })),
+        el('span', { class: 'line-price' }, book ? euros(Math.round(book.price * 100) * quantity) : ''),
+        el('button', { type: 'button', class: 'remove', 'aria-label': `Remove ${title}`, onclick: () => this.cart.remove(bookId) }, 'Remove'),
+        over ? el('p', { class: 'hint shown' }, book.stock === 0 ? 'Out of stock now.' : `Only ${book.stock} in stock.`) : null);
+    }));
+    this.empty.hidden = this.cart.lines.size > 0;
+    this.total.textContent = euros(this.cart.totalCents(books));
+    this.count.textContent = String(this.cart.count);
+  }
+}

@@ -1,0 +1,69 @@
+// Wires the storefront together: catalog, cart, checkout, the order and the cluster.
+
+import { getBooks, postCheckout } from './api.js';
+import { Cart } from './cart.js';
+import { CartView } from './cart-view.js';
+import { CatalogView } from './catalog.js';
+import { checkoutBody, demoDefaults, hints, readForm } from './checkout.js';
+import { ClusterView } from './cluster.js';
+import { clearMessage, showMessage } from './dom.js';
+import { OrderView } from './order.js';
+
+const cart = new Cart();
+const catalog = new CatalogView(cart);
+const cartView = new CartView(cart, catalog);
+
+async function loadBooks() {
+  try {
+    catalog.update(await getBooks());
+    cartView.render();
+    clearMessage('catalog');
+  } catch (e) {
+    document.getElementById('catalog-state').textContent = 'The catalog could not be loaded.';
+    showMessage(e.message, 'catalog');
+  }
+}
+
+const orderView = new OrderView(cart, () => loadBooks());
+
+const form = document.getElementById('checkout-form');
+for (const [name, value] of Object.entries(demoDefaults())) {
+  form.elements[name].value = value;
+}
+
+function showHints() {
+  const found = hints(readForm(form), cart.lines.size);
+  for (const hint of form.querySelectorAll('[data-hint-for]')) {
+    const text = found[hint.dataset.hintFor] ?? '';
+    hint.textContent = text;
+    hint.classList.toggle('shown', Boolean(text));
+  }
+}
+form.addEventListener('input', showHints);
+cart.onChange(showHints);
+
+form.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const button = document.getElementById('place-order');
+  button.disabled = true;
+  button.textContent = 'Placing the order…';
+  try {
+    const answer = await postCheckout(checkoutBody(readForm(form), cart, catalog.byId));
+    clearMessage('checkout');
+    if (answer.status === 'Order Approved') cart.clear();
+    orderView.showDecision(answer);
+  } catch (e) {
+    showMessage(e.message, 'checkout');
+  } finally {
+    button.disabled = false;
+    button.textContent = 'Place order';
+  }
+});
+
+cartView.render();
+showHints();
+orderView.restore();
+loadBooks();
+// The stock others buy shows up too.
+setInterval(() => { if (!document.hidden) loadBooks(); }, 15000);
+new ClusterView().start();

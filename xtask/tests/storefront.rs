@@ -1,0 +1,269 @@
+//! The storefront in a real headless Chromium (Debian's `chromium` and `chromium-driver`), driven
+//! through WebDriver, against the embedded default started by the test: a shopper adds two books,
+//! checks out, sees the order approved and committed and the stock drop; a bad card is rejected
+//! with its reason; the cluster view shows the Raft nodes; the course's own page style of request
+//! still works from another origin. A screenshot of the page after checkout is saved in
+//! `target/test-artifacts/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use xtask::stack::{Processes, Stack, StackOptions, spawn_logged};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// Long enough for an order to pass the queue, retries included.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shopper_buys_two_books_in_chromium() {
+    for tool in [CHROMIUM, CHROMEDRIVER] {
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} is missing: install Debian's chromium and chromium-driver (apt-get install chromium chromium-driver), as .ci/run does"
+        );
+    }
+    let mut stack = Stack::start(StackOptions::ephemeral()).await.expect("the embedded default starts");
+    let browser = Browser::start(&stack.logs).await;
+    let page = &browser.client;
+    let http = reqwest::Client::builder().no_proxy().build().expect("an HTTP client");
+    let api = |path: &str| format!("{}{path}", stack.gateway_url);
+
+    // Two books with copies to spare, and their stock before.
+    let books: Vec<Value> = http.get(api("/books")).send().await.unwrap().json().await.unwrap();
+    let chosen: Vec<&Value> = books.iter().filter(|b| b["stock"].as_u64().unwrap_or(0) >= 3).take(2).collect();
+    assert_eq!(chosen.len(), 2, "the catalog has books in stock");
+    let ids: Vec<&str> = chosen.iter().map(|b| b["bookId"].as_str().unwrap()).collect();
+
+    page.goto(&stack.gateway_url).await.expect("the page opens");
+    for id in &ids {
+        let add = wait_for(page, &format!(r#".book[data-book-id="{id}"] button.add"#)).await;
+        add.click().await.expect("add to cart");
+    }
+    let lines = page.find_all(Locator::Css(".cart-line")).await.unwrap();
+    assert_eq!(lines.len(), 2, "two lines in the cart");
+    let cents = |b: &Value| (b["price"].as_f64().unwrap() * 100.0).round() as u64;
+    let total = chosen.iter().map(|b| cents(b)).sum::<u64>();
+    let total_text = text(page, "#cart-total").await;
+    assert_eq!(total_text, format!("€{}.{:02}", total / 100, total % 100), "the cart's total");
+
+    // The cart survives a reload.
+    page.refresh().await.unwrap();
+    wait_for(page, &format!(r#".cart-line[data-book-id="{}"]"#, ids[1])).await;
+    assert_eq!(page.find_all(Locator::Css(".cart-line")).await.unwrap().len(), 2, "the cart after a reload");
+
+    // Check out with the demo defaults; only the terms need ticking.
+    page.find(Locator::Css(r#"input[name="terms"]"#)).await.unwrap().click().await.unwrap();
+    page.find(Locator::Id("place-order")).await.unwrap().click().await.unwrap();
+    let decision = wait_for_text(page, "#decision", |t| t.starts_with("Order")).await;
+    assert_eq!(decision, "Order Approved");
+    let suggestions = page.find_all(Locator::Css("#suggestions button.suggestion")).await.unwrap();
+    assert!(!suggestions.is_empty(), "suggested books are shown");
+    assert!(page.find_all(Locator::Css(".cart-line")).await.unwrap().is_empty(), "an approved order empties the cart");
+
+    // The status follows the order to committed without a reload.
+    let status = wait_for_text(page, "#order-status", |t| t == "committed" || t.starts_with("failed")).await;
+    assert_eq!(status, "committed");
+    let timeline: Vec<String> = attributes(page, "#status-timeline li", "data-status").await;
+    assert_eq!(timeline, ["approved", "queued", "executing", "committed"], "the status history");
+
+    // The space-time diagram: six events, one arrow per edge of the graph, a and c on one line.
+    let events = page.find_all(Locator::Css("#spacetime g.event")).await.unwrap();
+    assert_eq!(events.len(), 6, "events a-f");
+    let arrows = page.find_all(Locator::Css("#spacetime line.message-arrow")).await.unwrap();
+    assert_eq!(arrows.len(), 5, "a→c, b→d, c→e, d→e, e→f");
+    let lane_of = |event: &'static str| async move {
+        let circle = page.find(Locator::Css(&format!(r#"#spacetime g[data-event="{event}"] circle"#))).await.unwrap();
+        circle.attr("cy").await.unwrap().unwrap()
+    };
+    assert_eq!(lane_of("a").await, lane_of("c").await, "a and c are both tv-a's");
+    assert_ne!(lane_of("a").await, lane_of("b").await, "a and b are on different processes");
+
+    // The stock shown drops by the copies bought.
+    for book in &chosen {
+        let id = book["bookId"].as_str().unwrap();
+        let expected = format!("{} in stock", book["stock"].as_u64().unwrap() - 1);
+        wait_for_text(page, &format!(r#".book[data-book-id="{id}"] .stock"#), |t| t == expected).await;
+    }
+
+    // The cluster view: three nodes, one leader, and the queues' depths.
+    let roles = wait_for_attributes(page, "#nodes tr.node", "data-role", |roles| roles.len() == 3).await;
+    assert_eq!(roles.iter().filter(|r| *r == "leader").count(), 1, "one leader among {roles:?}");
+    assert!(text(page, "#queue-depth").await.contains("waiting"), "the order queue's depth is shown");
+    assert!(text(page, "#dlq-size").await.contains("waiting"), "the dead-letter queue's size is shown");
+
+    save_screenshot(page, "storefront-after-checkout.png").await;
+
+    // A paused follower shows as unreachable, live, and comes back when it resumes.
+    let status: Value = http.get(api("/status")).send().await.unwrap().json().await.unwrap();
+    let follower = status["booksDb"].as_array().unwrap().iter().find(|n| n["role"] == "follower").expect("a follower")
+        ["id"]
+        .as_u64()
+        .unwrap();
+    stack.books_db.pause(follower).unwrap();
+    let roles =
+        wait_for_attributes(page, "#nodes tr.node", "data-role", |r| r.iter().any(|r| r == "unreachable")).await;
+    stack.books_db.resume(follower).unwrap();
+    assert_eq!(roles.iter().filter(|r| *r == "unreachable").count(), 1, "{roles:?}");
+    wait_for_attributes(page, "#nodes tr.node", "data-role", |r| r.iter().all(|r| r != "unreachable")).await;
+
+    // A card that fails the Luhn check: hinted while typing, rejected by the services with why.
+    wait_for(page, &format!(r#".book[data-book-id="{}"] button.add"#, ids[0])).await.click().await.unwrap();
+    let card = page.find(Locator::Css(r#"input[name="cardNumber"]"#)).await.unwrap();
+    card.clear().await.unwrap();
+    card.send_keys("4111 1111 1111 1112").await.unwrap();
+    wait_for_text(page, r#"[data-hint-for="cardNumber"]"#, |t| t.contains("card number")).await;
+    page.find(Locator::Id("place-order")).await.unwrap().click().await.unwrap();
+    let decision = wait_for_text(page, "#decision", |t| t.starts_with("Order Rejected")).await;
+    let reason = decision.trim_start_matches("Order Rejected").trim_start_matches(':').trim();
+    assert!(reason.to_lowercase().contains("card"), "the reason is shown: {decision:?}");
+    wait_for_text(page, "#order-status", |t| t == "rejected").await;
+    assert_eq!(page.find_all(Locator::Css(".cart-line")).await.unwrap().len(), 1, "a rejected order keeps the cart");
+
+    // An API that cannot be reached is said in words.
+    page.goto(&format!("{}/?api=http://127.0.0.1:9", stack.gateway_url)).await.unwrap();
+    let message = wait_for_text(page, "#message", |t| !t.is_empty()).await;
+    assert!(message.starts_with("Cannot reach the bookstore"), "{message}");
+    page.goto(&format!("{}/?api=", stack.gateway_url)).await.unwrap();
+    wait_for(page, ".book").await;
+
+    // A phone-sized screen: nothing wider than the screen.
+    page.set_window_size(390, 844).await.unwrap();
+    let overflow = page
+        .execute("return document.documentElement.scrollWidth - document.documentElement.clientWidth;", vec![])
+        .await
+        .unwrap();
+    assert!(overflow.as_i64().unwrap_or(1) <= 0, "the page scrolls sideways on a phone by {overflow}px");
+
+    // The course's page: from another origin, no Content-Type, `termsAccepted`, `suggestedBooks`
+    // read from the 200 answer.
+    let other_origin = stack.gateway_url.replace("127.0.0.1", "localhost");
+    page.goto(&format!("{other_origin}/")).await.unwrap();
+    let course = json!({
+        "user": {"name": "Ada Lovelace", "contact": "ada@example.org"},
+        "creditCard": {"number": "4111111111111111", "expirationDate": "12/30", "cvv": "123"},
+        "items": [{"name": chosen[0]["title"], "quantity": 1}],
+        "billingAddress": {"street": "Narva mnt 18", "city": "Tartu", "zip": "51009", "country": "Estonia"},
+        "shippingMethod": "Standard",
+        "termsAccepted": true
+    });
+    let answer = page
+        .execute_async(
+            "const [url, body, done] = arguments;
+             fetch(url, { method: 'POST', body: JSON.stringify(body) })
+               .then(async (r) => done({ status: r.status, body: await r.json() }))
+               .catch((e) => done({ error: String(e) }));",
+            vec![json!(format!("{}/checkout", stack.gateway_url)), course],
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer["status"], 200, "{answer}");
+    assert_eq!(answer["body"]["status"], "Order Approved", "{answer}");
+    assert!(answer["body"]["suggestedBooks"].is_array(), "{answer}");
+
+    browser.stop().await;
+}
+
+/// chromedriver and the headless Chromium it runs; both die with the test.
+struct Browser {
+    client: Client,
+    _chromedriver: Processes,
+    /// Chromium's profile: removed after chromedriver (and so Chromium) is stopped.
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start(logs: &Path) -> Browser {
+        let port = raft_local_cluster::free_addrs(1).unwrap()[0].rsplit_once(':').unwrap().1.to_string();
+        let mut command = Command::new(CHROMEDRIVER);
+        command.arg(format!("--port={port}"));
+        // Its own process group: stopping it stops the browser it started too.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let chromedriver = spawn_logged(&mut command, &logs.join("chromedriver.log")).expect("chromedriver starts");
+        let chromedriver = Processes(vec![("chromedriver", chromedriver)]);
+        let profile = tempfile::tempdir().expect("a profile folder");
+        let options = json!({
+            "binary": CHROMIUM,
+            // The flags a sandboxed, offline machine needs: no background connections, no GPU.
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1280,1600", format!("--user-data-dir={}", profile.path().display()),
+            ],
+        });
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("goog:chromeOptions".into(), options);
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector).capabilities(capabilities.clone()).connect(&url).await {
+                Ok(client) => break client,
+                Err(e) if Instant::now() > deadline => panic!("no WebDriver session: {e}; see chromedriver.log"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        Browser { client, _chromedriver: chromedriver, _profile: profile }
+    }
+
+    async fn stop(self) {
+        let _ = self.client.close().await;
+    }
+}
+
+async fn wait_for(page: &Client, css: &str) -> Element {
+    page.wait().at_most(PATIENCE).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"))
+}
+
+async fn text(page: &Client, css: &str) -> String {
+    wait_for(page, css).await.text().await.unwrap_or_default()
+}
+
+/// Polls an element's text until `done` holds; the last text seen.
+async fn wait_for_text(page: &Client, css: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let seen = match page.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if done(&seen) {
+            return seen;
+        }
+        assert!(Instant::now() < deadline, "{css} never got there; it says {seen:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn attributes(page: &Client, css: &str, name: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    for element in page.find_all(Locator::Css(css)).await.unwrap_or_default() {
+        values.push(element.attr(name).await.ok().flatten().unwrap_or_default());
+    }
+    values
+}
+
+async fn wait_for_attributes(page: &Client, css: &str, name: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let values = attributes(page, css, name).await;
+        if done(&values) {
+            return values;
+        }
+        assert!(Instant::now() < deadline, "{css} never got there: {values:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Saves a screenshot of the whole page where CI keeps artifacts: `target/test-artifacts/`.
+async fn save_screenshot(page: &Client, name: &str) {
+    page.execute("window.scrollTo(0, 0);", vec![]).await.unwrap();
+    let png = page.screenshot().await.expect("a screenshot");
+    let folder: PathBuf = xtask::workspace_root().join("target/test-artifacts");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join(name), png).unwrap();
+}
