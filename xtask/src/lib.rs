@@ -2,6 +2,7 @@
 //! the stack too. `src/main.rs` is the `cargo xtask` command line.
 
 pub mod bench;
+pub mod browser;
 pub mod fraud_model;
 pub mod gateway;
 pub mod poller;

@@ -1,7 +1,7 @@
 //! Project tasks: `cargo xtask up` runs the system, `cargo xtask test` runs every test,
 //! `cargo xtask bench raft` measures the books database against etcd.
 
-use xtask::{bench, cargo, fraud_model, redrive, up, venv};
+use xtask::{bench, browser, cargo, fraud_model, redrive, up, venv};
 
 use std::process::ExitCode;
 
@@ -21,7 +21,8 @@ enum Task {
     Up(up::Up),
     /// Move the dead-letter queue's messages back to the order queue (of a running `up`).
     Redrive(redrive::Redrive),
-    /// Run every test of the workspace (unit, multi-process and storage-suite tests).
+    /// Run every test of the workspace (unit, multi-process, storage-suite and browser tests);
+    /// installs Debian's Chromium first when it is missing and this runs as root.
     Test,
     /// Generate the fraud data set, train the fraud model and write its weights.
     TrainFraudModel(fraud_model::TrainFraudModel),
@@ -57,7 +58,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             redrive::run(options)?;
             Ok(ExitCode::SUCCESS)
         }
-        Task::Test => cargo(&["test", "--workspace", "--all-targets"]),
+        Task::Test => {
+            browser::ensure()?;
+            cargo(&["test", "--workspace", "--all-targets"])
+        }
         Task::Tool { name, args } => {
             let status =
                 venv::ensure()?.command(&name).args(&args).status().with_context(|| format!("running {name}"))?;

@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
+use xtask::browser::{CHROMEDRIVER, CHROMIUM};
 use xtask::stack::{Processes, Stack, StackOptions, spawn_logged};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Long enough for an order to pass the queue, retries included.
 const PATIENCE: Duration = Duration::from_secs(120);
 
@@ -24,7 +23,7 @@ async fn a_shopper_buys_two_books_in_chromium() {
     for tool in [CHROMIUM, CHROMEDRIVER] {
         assert!(
             Path::new(tool).exists(),
-            "{tool} is missing: install Debian's chromium and chromium-driver (apt-get install chromium chromium-driver), as .ci/run does"
+            "{tool} is missing: `cargo xtask test` installs Debian's chromium and chromium-driver, as .ci/run does"
         );
     }
     let mut stack = Stack::start(StackOptions::ephemeral()).await.expect("the embedded default starts");

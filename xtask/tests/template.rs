@@ -22,8 +22,12 @@ use xtask::template::{FunctionSpec, Route, Template};
 use xtask::{venv, workspace_root};
 
 /// The HTTP functions' events: (file in `events/`, cargo binary).
-const HTTP_EVENTS: [(&str, &str); 3] =
-    [("checkout.json", "checkout"), ("catalog.json", "catalog"), ("orders.json", "orders")];
+const HTTP_EVENTS: [(&str, &str); 4] = [
+    ("checkout.json", "checkout"),
+    ("catalog.json", "catalog"),
+    ("orders.json", "orders"),
+    ("system-status.json", "system-status"),
+];
 
 /// The services' events: (file in `events/`, cargo binary).
 const SERVICE_EVENTS: [(&str, &str); 3] = [
