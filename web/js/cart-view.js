@@ -32,7 +32,9 @@ export class CartView {
             'aria-label': `Quantity of ${title}`,
             onchange: (e) => {
               const value = Number.parseInt(e.target.value, 10);
-              this.cart.set(bookId, Number.isFinite(value) ? value : 0);
+              // A field left empty or garbled keeps the line as it was; 0 removes it.
+              if (Number.isFinite(value)) this.cart.set(bookId, value);
+              else e.target.value = String(quantity);
             },
           })),
         el('span', { class: 'line-price' }, book ? euros(Math.round(book.price * 100) * quantity) : ''),

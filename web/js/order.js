@@ -81,8 +81,13 @@ export class OrderView {
         }
       } catch (e) {
         failures += 1;
+        // The checkout records an order before it answers: one that stays unknown is gone (the
+        // bookstore was started afresh), and asking on would not bring it back.
+        if (e.status === 404 && failures >= 3) {
+          this.status.textContent = 'not known to the bookstore (was it started afresh?)';
+          return;
+        }
         this.status.textContent = `unknown for now (${e.message}); asking again`;
-        if (e.status === 404 && failures > 10) return;
       }
       await new Promise((resolve) => setTimeout(resolve, Math.min(pollEvery * 2 ** Math.max(0, failures - 1), 5000)));
     }

@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use xtask::browser::{CHROMEDRIVER, CHROMIUM};
@@ -39,6 +40,25 @@ async fn a_shopper_buys_two_books_in_chromium() {
     let ids: Vec<&str> = chosen.iter().map(|b| b["bookId"].as_str().unwrap()).collect();
 
     page.goto(&stack.gateway_url).await.expect("the page opens");
+
+    // Out-of-stock books cannot be added; the search narrows the catalog.
+    wait_for(page, ".book").await;
+    for book in books.iter().filter(|b| b["stock"] == 0) {
+        let add =
+            wait_for(page, &format!(r#".book[data-book-id="{}"] button.add"#, book["bookId"].as_str().unwrap())).await;
+        assert!(add.attr("disabled").await.unwrap().is_some(), "{} is out of stock but can be added", book["title"]);
+    }
+    let search = page.find(Locator::Id("search")).await.unwrap();
+    search.send_keys(chosen[0]["title"].as_str().unwrap()).await.unwrap();
+    let found = page.find_all(Locator::Css(".book")).await.unwrap();
+    assert!(
+        !found.is_empty() && found.len() < books.len(),
+        "the search shows {} of {} books",
+        found.len(),
+        books.len()
+    );
+    search.clear().await.unwrap();
+    search.send_keys(" ").await.unwrap();
     for id in &ids {
         let add = wait_for(page, &format!(r#".book[data-book-id="{id}"] button.add"#)).await;
         add.click().await.expect("add to cart");
@@ -49,6 +69,17 @@ async fn a_shopper_buys_two_books_in_chromium() {
     let total = chosen.iter().map(|b| cents(b)).sum::<u64>();
     let total_text = text(page, "#cart-total").await;
     assert_eq!(total_text, format!("€{}.{:02}", total / 100, total % 100), "the cart's total");
+
+    // Quantities change the total (typed over the old one: select all, type, tab away).
+    let quantity =
+        page.find(Locator::Css(&format!(r#".cart-line[data-book-id="{}"] input.qty"#, ids[0]))).await.unwrap();
+    quantity.send_keys(&format!("{}a{}2\t", Key::Control, Key::Null)).await.unwrap();
+    let doubled = total + cents(chosen[0]);
+    wait_for_text(page, "#cart-total", |t| t == format!("€{}.{:02}", doubled / 100, doubled % 100)).await;
+    let quantity =
+        page.find(Locator::Css(&format!(r#".cart-line[data-book-id="{}"] input.qty"#, ids[0]))).await.unwrap();
+    quantity.send_keys(&format!("{}a{}1\t", Key::Control, Key::Null)).await.unwrap();
+    wait_for_text(page, "#cart-total", |t| t == total_text).await;
 
     // The cart survives a reload.
     page.refresh().await.unwrap();
