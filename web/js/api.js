@@ -1,16 +1,13 @@
 // The bookstore's HTTP API. Every failure becomes an ApiError whose message is words for a
 // person: the server's own {"error":{"message"}} when it sent one.
 
-const remembered = 'bookstore.api';
-
-/** The API's base URL: ?api=… (remembered), else the page's <meta name="bookstore-api">, else this origin. */
+/**
+ * The API's base URL: the page's <meta name="bookstore-api">, or this origin when it is empty.
+ * Only the page's own files choose it (no query parameter): a link must not be able to send a
+ * shopper's card to another server.
+ */
 export function apiBase() {
-  const fromQuery = new URLSearchParams(location.search).get('api');
-  if (fromQuery !== null) {
-    localStorage.setItem(remembered, fromQuery);
-  }
-  const base = fromQuery ?? localStorage.getItem(remembered) ??
-    document.querySelector('meta[name="bookstore-api"]')?.content ?? '';
+  const base = document.querySelector('meta[name="bookstore-api"]')?.content ?? '';
   return base.replace(/\/+$/, '');
 }
 

@@ -1,6 +1,6 @@
 // The cart on the page: lines with quantities, remove buttons and the total.
 
-import { el } from './dom.js';
+import { el, keepingFocus } from './dom.js';
 import { euros } from './cart.js';
 
 export class CartView {
@@ -15,6 +15,14 @@ export class CartView {
   }
 
   render() {
+    keepingFocus(this.list, () => this.renderLines());
+    this.empty.hidden = this.cart.lines.size > 0;
+    const total = this.cart.totalCents(this.catalog.byId);
+    this.total.textContent = total === null ? 'price unknown until the catalog loads' : euros(total);
+    this.count.textContent = String(this.cart.count);
+  }
+
+  renderLines() {
     const books = this.catalog.byId;
     this.list.replaceChildren(...[...this.cart.lines].map(([bookId, quantity]) => {
       const book = books.get(bookId);
@@ -41,8 +49,5 @@ export class CartView {
         el('button', { type: 'button', class: 'remove', 'aria-label': `Remove ${title}`, onclick: () => this.cart.remove(bookId) }, 'Remove'),
         over ? el('p', { class: 'hint shown' }, book.stock === 0 ? 'Out of stock now.' : `Only ${book.stock} in stock.`) : null);
     }));
-    this.empty.hidden = this.cart.lines.size > 0;
-    this.total.textContent = euros(this.cart.totalCents(books));
-    this.count.textContent = String(this.cart.count);
   }
 }

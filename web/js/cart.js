@@ -1,13 +1,14 @@
 // The cart: book id → quantity, kept in localStorage so it survives a reload.
 
+import { storage } from './dom.js';
+
 const key = 'bookstore.cart';
 
 export class Cart {
-  constructor(storage = localStorage) {
-    this.storage = storage;
+  constructor() {
     this.lines = new Map();
     try {
-      for (const [bookId, quantity] of JSON.parse(storage.getItem(key) ?? '[]')) {
+      for (const [bookId, quantity] of JSON.parse(storage.get(key) ?? '[]')) {
         if (typeof bookId === 'string' && Number.isInteger(quantity) && quantity > 0) {
           this.lines.set(bookId, quantity);
         }
@@ -23,7 +24,7 @@ export class Cart {
   }
 
   save() {
-    this.storage.setItem(key, JSON.stringify([...this.lines]));
+    storage.set(key, JSON.stringify([...this.lines]));
     for (const listener of this.listeners) listener();
   }
 
@@ -53,12 +54,13 @@ export class Cart {
     return count;
   }
 
-  /** Total in cents over the books known; prices are EUR with two decimals. */
+  /** Total in cents (prices are EUR with two decimals), or null while a line's price is unknown. */
   totalCents(booksById) {
     let cents = 0;
     for (const [bookId, quantity] of this.lines) {
       const book = booksById.get(bookId);
-      if (book) cents += Math.round(book.price * 100) * quantity;
+      if (!book) return null;
+      cents += Math.round(book.price * 100) * quantity;
     }
     return cents;
   }

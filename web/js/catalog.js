@@ -1,6 +1,6 @@
 // The catalog: the books with their live stock, searchable and filtered by genre.
 
-import { el } from './dom.js';
+import { el, keepingFocus } from './dom.js';
 import { euros } from './cart.js';
 
 export class CatalogView {
@@ -19,8 +19,9 @@ export class CatalogView {
     cart.onChange(() => this.render());
   }
 
-  /** New books from GET /books. */
+  /** New books from GET /books; false when nothing changed (nothing is redrawn then). */
   update(books) {
+    if (JSON.stringify(books) === JSON.stringify(this.books)) return false;
     this.books = books;
     this.byId = new Map(books.map((b) => [b.bookId, b]));
     const genres = [...new Set(books.map((b) => b.genre))].sort();
@@ -28,6 +29,12 @@ export class CatalogView {
     this.genre.replaceChildren(el('option', { value: '' }, 'All genres'), ...genres.map((g) => el('option', { value: g }, label(g))));
     this.genre.value = genres.includes(chosen) ? chosen : '';
     this.render();
+    return true;
+  }
+
+  /** Copies of a book that can still go into the cart. */
+  copiesLeft(bookId) {
+    return (this.byId.get(bookId)?.stock ?? 0) - (this.cart.lines.get(bookId) ?? 0);
   }
 
   render() {
@@ -36,15 +43,14 @@ export class CatalogView {
       (!words || `${b.title} ${b.author}`.toLowerCase().includes(words)) &&
       (!this.genre.value || b.genre === this.genre.value) &&
       (!this.inStockOnly.checked || b.stock > 0));
-    this.list.replaceChildren(...shown.map((book) => this.card(book)));
+    keepingFocus(this.list, () => this.list.replaceChildren(...shown.map((book) => this.card(book))));
     this.state.textContent = shown.length === this.books.length
       ? `${this.books.length} books`
       : `${shown.length} of ${this.books.length} books`;
   }
 
   card(book) {
-    const inCart = this.cart.lines.get(book.bookId) ?? 0;
-    const left = book.stock - inCart;
+    const left = this.copiesLeft(book.bookId);
     const stock = book.stock === 0 ? 'Out of stock' : `${book.stock} in stock`;
     return el('li', { class: 'book', dataset: { bookId: book.bookId } },
       el('h3', { class: 'title' }, book.title),

@@ -16,8 +16,13 @@ export class ClusterView {
 
   start() {
     const tick = async () => {
-      if (!document.hidden) await this.refresh();
-      setTimeout(tick, refreshEvery);
+      try {
+        if (!document.hidden) await this.refresh();
+      } catch (e) {
+        this.state.textContent = `Cluster status unreadable: ${e.message}`;
+      } finally {
+        setTimeout(tick, refreshEvery);
+      }
     };
     tick();
   }
@@ -30,11 +35,11 @@ export class ClusterView {
       this.state.textContent = `Cluster status unavailable: ${e.message}`;
       return;
     }
-    this.rows.replaceChildren(...(status.booksDb ?? []).map((node, i) => node.error
+    this.rows.replaceChildren(...(status.booksDb ?? []).map((node) => node.error
       ? el('tr', { class: 'node down', dataset: { role: 'unreachable' } },
-        el('th', { scope: 'row' }, `node ${i + 1}`), el('td', { colspan: '3' }, `unreachable: ${node.error}`))
+        el('th', { scope: 'row' }, `node ${node.node}`), el('td', { colspan: '3' }, `unreachable: ${node.error}`))
       : el('tr', { class: `node ${node.role}`, dataset: { role: node.role } },
-        el('th', { scope: 'row' }, `node ${node.id}`),
+        el('th', { scope: 'row' }, `node ${node.node}`),
         el('td', { class: 'role' }, node.role),
         el('td', { class: 'term' }, String(node.term)),
         el('td', { class: 'applied' }, String(node.lastApplied ?? '–')))));

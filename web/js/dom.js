@@ -36,3 +36,46 @@ export function showMessage(text, source) {
 export function clearMessage(source) {
   if (messageSource === source) message().hidden = true;
 }
+
+/**
+ * localStorage that never throws: where storage is blocked (some private modes) the page still
+ * works, it only forgets the cart on reload.
+ */
+export const storage = {
+  get(key) {
+    try {
+      return localStorage.getItem(key);
+    } catch {
+      return null;
+    }
+  },
+  set(key, value) {
+    try {
+      localStorage.setItem(key, value);
+    } catch {
+      // Not kept: the page goes on without it.
+    }
+  },
+  remove(key) {
+    try {
+      localStorage.removeItem(key);
+    } catch {
+      // Nothing was kept.
+    }
+  },
+};
+
+/**
+ * Runs `render`, which replaces the children of `container`, and gives the keyboard focus back to
+ * the same control of the same book (`[data-book-id] .class`) if it had it.
+ */
+export function keepingFocus(container, render) {
+  const focused = document.activeElement;
+  const line = container.contains(focused) ? focused.closest('[data-book-id]') : null;
+  const control = line && focused.classList[0];
+  render();
+  if (line && control) {
+    const again = container.querySelector(`[data-book-id="${CSS.escape(line.dataset.bookId)}"] .${CSS.escape(control)}`);
+    if (again && !again.disabled) again.focus();
+  }
+}

@@ -9,22 +9,36 @@ import { ClusterView } from './cluster.js';
 import { clearMessage, showMessage } from './dom.js';
 import { OrderView } from './order.js';
 
+// Whatever goes wrong is said in words, never left as a silent, half-drawn page.
+addEventListener('error', (e) => showMessage(`Something went wrong on this page: ${e.message}`, 'page'));
+addEventListener('unhandledrejection', (e) => showMessage(`Something went wrong on this page: ${e.reason?.message ?? e.reason}`, 'page'));
+
 const cart = new Cart();
 const catalog = new CatalogView(cart);
 const cartView = new CartView(cart, catalog);
 
+// Answers can overtake each other (a refresh, and one after an order committed): only the
+// newest request's answer is shown.
+let booksRequest = 0;
 async function loadBooks() {
+  const request = ++booksRequest;
   try {
-    catalog.update(await getBooks());
-    cartView.render();
+    const books = await getBooks();
+    if (request !== booksRequest) return;
+    if (catalog.update(books)) {
+      cartView.render();
+      orderView.renderSuggestions();
+    }
     clearMessage('catalog');
   } catch (e) {
+    if (request !== booksRequest) return;
     document.getElementById('catalog-state').textContent = 'The catalog could not be loaded.';
     showMessage(e.message, 'catalog');
   }
 }
 
-const orderView = new OrderView(cart, () => loadBooks());
+const orderView = new OrderView(cart, catalog, () => loadBooks());
+cart.onChange(() => orderView.renderSuggestions());
 
 const form = document.getElementById('checkout-form');
 for (const [name, value] of Object.entries(demoDefaults())) {
@@ -37,6 +51,8 @@ function showHints() {
     const text = found[hint.dataset.hintFor] ?? '';
     hint.textContent = text;
     hint.classList.toggle('shown', Boolean(text));
+    const field = form.elements[hint.dataset.hintFor];
+    if (field instanceof HTMLInputElement) field.setAttribute('aria-invalid', String(Boolean(text)));
   }
 }
 form.addEventListener('input', showHints);
@@ -52,6 +68,7 @@ form.addEventListener('submit', async (event) => {
     clearMessage('checkout');
     if (answer.status === 'Order Approved') cart.clear();
     orderView.showDecision(answer);
+    orderView.focus();
   } catch (e) {
     showMessage(e.message, 'checkout');
   } finally {

@@ -2,7 +2,7 @@
 // GET /orders/{orderId} until it is committed or failed, with its events as a space-time diagram.
 
 import { getOrder } from './api.js';
-import { el } from './dom.js';
+import { el, storage } from './dom.js';
 import * as spacetime from './spacetime.js';
 
 const lastOrder = 'bookstore.lastOrder';
@@ -11,8 +11,9 @@ const pollEvery = 400;
 
 export class OrderView {
   /** `onFinal` runs once an order is committed or failed (the stock shown is then stale). */
-  constructor(cart, onFinal) {
+  constructor(cart, catalog, onFinal) {
     this.cart = cart;
+    this.catalog = catalog;
     this.onFinal = onFinal;
     this.section = document.getElementById('order');
     this.decision = document.getElementById('decision');
@@ -34,28 +35,43 @@ export class OrderView {
     this.orderId.textContent = answer.orderId;
     const suggested = answer.suggestedBooks ?? [];
     this.suggestionsBox.hidden = suggested.length === 0;
-    this.suggestions.replaceChildren(...suggested.map((book) => el('li', { dataset: { bookId: book.bookId } },
-      el('button', {
-        type: 'button',
-        class: 'suggestion',
-        'aria-label': `Add ${book.title} to the cart`,
-        onclick: () => this.cart.add(book.bookId),
-      }, el('span', { class: 'title' }, book.title), ' ', el('span', { class: 'author' }, `by ${book.author}`), ' +'))));
-    this.status.textContent = '…';
+    this.suggested = suggested;
+    this.renderSuggestions();
+    this.setStatus('…');
     this.timeline.replaceChildren();
     this.diagram.textContent = '';
-    localStorage.setItem(lastOrder, JSON.stringify({ decision: answer }));
+    storage.set(lastOrder, JSON.stringify({ decision: answer }));
     this.follow(answer.orderId);
+  }
+
+  /** Suggested books can be added while the catalog has copies left for them. */
+  renderSuggestions() {
+    this.suggestions.replaceChildren(...(this.suggested ?? []).map((book) => {
+      const room = this.catalog.copiesLeft(book.bookId) > 0;
+      return el('li', { dataset: { bookId: book.bookId } },
+        el('button', {
+          type: 'button',
+          class: 'suggestion',
+          disabled: !room,
+          'aria-label': room ? `Add ${book.title} to the cart` : `${book.title}: none left to add`,
+          onclick: () => this.cart.add(book.bookId),
+        }, el('span', { class: 'title' }, book.title), ' ', el('span', { class: 'author' }, `by ${book.author}`), room ? ' +' : ''));
+    }));
+  }
+
+  /** Takes the shopper's focus to the order just placed. */
+  focus() {
     this.section.scrollIntoView({ behavior: 'smooth', block: 'start' });
+    document.getElementById('order-heading').focus({ preventScroll: true });
   }
 
   /** After a reload: the last order placed, if any. */
   restore() {
     try {
-      const saved = JSON.parse(localStorage.getItem(lastOrder) ?? 'null');
+      const saved = JSON.parse(storage.get(lastOrder) ?? 'null');
       if (saved?.decision?.orderId) this.showDecision(saved.decision);
     } catch {
-      localStorage.removeItem(lastOrder);
+      storage.remove(lastOrder);
     }
   }
 
@@ -80,24 +96,33 @@ export class OrderView {
           return;
         }
       } catch (e) {
+        if (this.following !== ticket) return;
         failures += 1;
         // The checkout records an order before it answers: one that stays unknown is gone (the
         // bookstore was started afresh), and asking on would not bring it back.
         if (e.status === 404 && failures >= 3) {
-          this.status.textContent = 'not known to the bookstore (was it started afresh?)';
+          this.setStatus('not known to the bookstore (was it started afresh?)');
+          storage.remove(lastOrder);
           return;
         }
-        this.status.textContent = `unknown for now (${e.message}); asking again`;
+        this.setStatus(`unknown for now (${e.message}); asking again`);
       }
       await new Promise((resolve) => setTimeout(resolve, Math.min(pollEvery * 2 ** Math.max(0, failures - 1), 5000)));
     }
   }
 
+  /** Writes the status only when it changes, so a screen reader hears each change once. */
+  setStatus(text, className = '') {
+    if (this.status.textContent !== text) this.status.textContent = text;
+    this.status.className = className;
+  }
+
   showStatus(order) {
-    this.status.textContent = order.status + (order.status === 'failed' && order.reason ? `: ${order.reason}` : '');
-    this.status.className = `status-${order.status}`;
+    this.setStatus(order.status + (order.status === 'failed' && order.reason ? `: ${order.reason}` : ''), `status-${order.status}`);
     const start = Date.parse(order.history?.[0]?.at ?? '');
-    this.timeline.replaceChildren(...(order.history ?? []).map((change) => {
+    const history = order.history ?? [];
+    if (this.timeline.children.length === history.length) return;
+    this.timeline.replaceChildren(...history.map((change) => {
       const offset = Date.parse(change.at) - start;
       return el('li', { class: `status-${change.status}`, dataset: { status: change.status } },
         el('strong', {}, change.status), ' ',

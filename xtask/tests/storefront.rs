@@ -43,7 +43,9 @@ async fn a_shopper_buys_two_books_in_chromium() {
 
     // Out-of-stock books cannot be added; the search narrows the catalog.
     wait_for(page, ".book").await;
-    for book in books.iter().filter(|b| b["stock"] == 0) {
+    let sold_out: Vec<&Value> = books.iter().filter(|b| b["stock"] == 0).collect();
+    assert!(!sold_out.is_empty(), "the seeded catalog has books out of stock");
+    for book in sold_out {
         let add =
             wait_for(page, &format!(r#".book[data-book-id="{}"] button.add"#, book["bookId"].as_str().unwrap())).await;
         assert!(add.attr("disabled").await.unwrap().is_some(), "{} is out of stock but can be added", book["title"]);
@@ -60,8 +62,7 @@ async fn a_shopper_buys_two_books_in_chromium() {
     search.clear().await.unwrap();
     search.send_keys(" ").await.unwrap();
     for id in &ids {
-        let add = wait_for(page, &format!(r#".book[data-book-id="{id}"] button.add"#)).await;
-        add.click().await.expect("add to cart");
+        click(page, &format!(r#".book[data-book-id="{id}"] button.add"#)).await;
     }
     let lines = page.find_all(Locator::Css(".cart-line")).await.unwrap();
     assert_eq!(lines.len(), 2, "two lines in the cart");
@@ -83,12 +84,13 @@ async fn a_shopper_buys_two_books_in_chromium() {
 
     // The cart survives a reload.
     page.refresh().await.unwrap();
+    wait_for(page, ".book").await;
     wait_for(page, &format!(r#".cart-line[data-book-id="{}"]"#, ids[1])).await;
     assert_eq!(page.find_all(Locator::Css(".cart-line")).await.unwrap().len(), 2, "the cart after a reload");
 
     // Check out with the demo defaults; only the terms need ticking.
-    page.find(Locator::Css(r#"input[name="terms"]"#)).await.unwrap().click().await.unwrap();
-    page.find(Locator::Id("place-order")).await.unwrap().click().await.unwrap();
+    click(page, r#"input[name="terms"]"#).await;
+    click(page, "#place-order").await;
     let decision = wait_for_text(page, "#decision", |t| t.starts_with("Order")).await;
     assert_eq!(decision, "Order Approved");
     let suggestions = page.find_all(Locator::Css("#suggestions button.suggestion")).await.unwrap();
@@ -121,8 +123,10 @@ async fn a_shopper_buys_two_books_in_chromium() {
     }
 
     // The cluster view: three nodes, one leader, and the queues' depths.
-    let roles = wait_for_attributes(page, "#nodes tr.node", "data-role", |roles| roles.len() == 3).await;
-    assert_eq!(roles.iter().filter(|r| *r == "leader").count(), 1, "one leader among {roles:?}");
+    wait_for_attributes(page, "#nodes tr.node", "data-role", |roles| {
+        roles.len() == 3 && roles.iter().filter(|r| *r == "leader").count() == 1
+    })
+    .await;
     assert!(text(page, "#queue-depth").await.contains("waiting"), "the order queue's depth is shown");
     assert!(text(page, "#dlq-size").await.contains("waiting"), "the dead-letter queue's size is shown");
 
@@ -142,23 +146,27 @@ async fn a_shopper_buys_two_books_in_chromium() {
     wait_for_attributes(page, "#nodes tr.node", "data-role", |r| r.iter().all(|r| r != "unreachable")).await;
 
     // A card that fails the Luhn check: hinted while typing, rejected by the services with why.
-    wait_for(page, &format!(r#".book[data-book-id="{}"] button.add"#, ids[0])).await.click().await.unwrap();
+    click(page, &format!(r#".book[data-book-id="{}"] button.add"#, ids[0])).await;
     let card = page.find(Locator::Css(r#"input[name="cardNumber"]"#)).await.unwrap();
     card.clear().await.unwrap();
     card.send_keys("4111 1111 1111 1112").await.unwrap();
     wait_for_text(page, r#"[data-hint-for="cardNumber"]"#, |t| t.contains("card number")).await;
-    page.find(Locator::Id("place-order")).await.unwrap().click().await.unwrap();
+    click(page, "#place-order").await;
     let decision = wait_for_text(page, "#decision", |t| t.starts_with("Order Rejected")).await;
     let reason = decision.trim_start_matches("Order Rejected").trim_start_matches(':').trim();
     assert!(reason.to_lowercase().contains("card"), "the reason is shown: {decision:?}");
     wait_for_text(page, "#order-status", |t| t == "rejected").await;
     assert_eq!(page.find_all(Locator::Css(".cart-line")).await.unwrap().len(), 1, "a rejected order keeps the cart");
 
-    // An API that cannot be reached is said in words.
-    page.goto(&format!("{}/?api=http://127.0.0.1:9", stack.gateway_url)).await.unwrap();
+    // An API that cannot be reached is said in words (the page's API address, as a deployment
+    // would set it, pointed at a closed port).
+    page.execute(r#"document.querySelector('meta[name="bookstore-api"]').content = 'http://127.0.0.1:9';"#, vec![])
+        .await
+        .unwrap();
+    click(page, "#place-order").await;
     let message = wait_for_text(page, "#message", |t| !t.is_empty()).await;
     assert!(message.starts_with("Cannot reach the bookstore"), "{message}");
-    page.goto(&format!("{}/?api=", stack.gateway_url)).await.unwrap();
+    page.refresh().await.unwrap();
     wait_for(page, ".book").await;
 
     // A phone-sized screen: nothing wider than the screen.
@@ -168,6 +176,8 @@ async fn a_shopper_buys_two_books_in_chromium() {
         .await
         .unwrap();
     assert!(overflow.as_i64().unwrap_or(1) <= 0, "the page scrolls sideways on a phone by {overflow}px");
+    let width = page.execute("return window.innerWidth;", vec![]).await.unwrap();
+    assert!(width.as_i64().is_some_and(|w| w <= 400), "the window is phone-sized: {width}");
 
     // The course's page: from another origin, no Content-Type, `termsAccepted`, `suggestedBooks`
     // read from the 200 answer.
@@ -247,6 +257,18 @@ impl Browser {
 
 async fn wait_for(page: &Client, css: &str) -> Element {
     page.wait().at_most(PATIENCE).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"))
+}
+
+/// Clicks an element, finding it again if the page redrew it in between.
+async fn click(page: &Client, css: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match wait_for(page, css).await.click().await {
+            Ok(()) => return,
+            Err(e) if Instant::now() > deadline => panic!("cannot click {css}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 async fn text(page: &Client, css: &str) -> String {

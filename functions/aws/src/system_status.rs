@@ -7,8 +7,9 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use books_db_client::{BooksDb, ClientOptions};
 use serde::Serialize;
 
-/// A paused or partitioned node must not hold the whole view: it is shown as unreachable.
-const NODE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// A paused or partitioned node, or a queue that does not answer, must not hold the whole view:
+/// it is shown as unreachable.
+const PART_TIMEOUT: Duration = Duration::from_millis(1500);
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -17,13 +18,24 @@ pub struct SystemStatus {
     pub queues: Vec<QueueView>,
 }
 
-/// One node as it sees itself, or why it could not be asked.
-#[derive(Debug, Serialize)]
+/// One node as it sees itself, or why it could not be asked. No addresses: the view may be public.
+#[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeView {
-    pub url: String,
-    #[serde(flatten)]
-    pub status: Option<books_db_client::api::ClusterStatus>,
+    /// Position in `BOOKS_DB_URL`, from 1: a name for a node that does not answer.
+    pub node: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub term: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_log_index: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_applied: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -56,34 +68,47 @@ impl SystemStatusReader {
         queues: Vec<(String, String)>,
     ) -> Result<Self, books_db_client::Error> {
         let endpoints = books_db_urls.split(',').map(str::trim).filter(|u| !u.is_empty());
-        let options = ClientOptions { attempt_timeout: NODE_TIMEOUT, ..ClientOptions::default() };
+        let options = ClientOptions { attempt_timeout: PART_TIMEOUT, ..ClientOptions::default() };
         Ok(Self { books_db: BooksDb::with_options(endpoints, options)?, sqs, queues })
     }
 
     /// Asks every node and queue at once; each part that fails says why, the others still show.
     pub async fn read(&self) -> SystemStatus {
-        let nodes = futures::future::join_all(self.books_db.endpoints().iter().map(|url| async move {
-            match self.books_db.status_of(url).await {
-                Ok(status) => NodeView { url: url.clone(), status: Some(status), error: None },
-                Err(e) => NodeView { url: url.clone(), status: None, error: Some(e.to_string()) },
-            }
-        }));
+        let nodes =
+            futures::future::join_all(self.books_db.endpoints().iter().enumerate().map(|(i, url)| async move {
+                match self.books_db.status_of(url).await {
+                    Ok(status) => NodeView {
+                        node: i + 1,
+                        id: Some(status.id),
+                        role: Some(status.role),
+                        leader: status.leader,
+                        term: Some(status.term),
+                        last_log_index: status.last_log_index,
+                        last_applied: status.last_applied,
+                        error: None,
+                    },
+                    Err(e) => NodeView { node: i + 1, error: Some(e.to_string()), ..NodeView::default() },
+                }
+            }));
         let queues = futures::future::join_all(self.queues.iter().map(|(name, url)| self.queue(name, url)));
         let (books_db, queues) = futures::join!(nodes, queues);
         SystemStatus { books_db, queues }
     }
 
     async fn queue(&self, name: &str, url: &str) -> QueueView {
-        let answer = self
+        let request = self
             .sqs
             .get_queue_attributes()
             .queue_url(url)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await;
-        match answer {
-            Ok(answer) => {
+            .send();
+        let failed =
+            |error: String| QueueView { name: name.to_string(), waiting: None, in_flight: None, error: Some(error) };
+        match tokio::time::timeout(PART_TIMEOUT, request).await {
+            Err(_) => failed(format!("no answer within {PART_TIMEOUT:?}")),
+            Ok(Err(e)) => failed(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()),
+            Ok(Ok(answer)) => {
                 let count = |attribute: QueueAttributeName| {
                     answer.attributes().and_then(|a| a.get(&attribute)).and_then(|n| n.parse().ok())
                 };
@@ -94,12 +119,6 @@ impl SystemStatusReader {
                     error: None,
                 }
             }
-            Err(e) => QueueView {
-                name: name.to_string(),
-                waiting: None,
-                in_flight: None,
-                error: Some(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()),
-            },
         }
     }
 }

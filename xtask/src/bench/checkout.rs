@@ -197,7 +197,7 @@ pub(super) struct CpuSeconds {
 
 pub(super) fn cpu_seconds() -> CpuSeconds {
     // Process names are cut to 15 characters.
-    const OURS: [&str; 9] = [
+    const OURS: [&str; 10] = [
         "checkout",
         "transaction-ver",
         "fraud-detection",
@@ -206,6 +206,7 @@ pub(super) fn cpu_seconds() -> CpuSeconds {
         "orders",
         "order-executor",
         "payment",
+        "system-status",
         "raft-node",
     ];
     let ticks = 100.0; // sysconf(_SC_CLK_TCK) on Linux
