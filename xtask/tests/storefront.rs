@@ -61,9 +61,15 @@ async fn a_shopper_buys_two_books_in_chromium() {
     );
     search.clear().await.unwrap();
     search.send_keys(" ").await.unwrap();
-    for id in &ids {
-        click(page, &format!(r#".book[data-book-id="{id}"] button.add"#)).await;
-    }
+    click(page, &format!(r#".book[data-book-id="{}"] button.add"#, ids[0])).await;
+    // The second by keyboard: Enter on the focused button; the redrawn card keeps the focus.
+    let add = wait_for(page, &format!(r#".book[data-book-id="{}"] button.add"#, ids[1])).await;
+    add.send_keys(&Key::Enter.to_string()).await.unwrap();
+    let focused = page
+        .execute("return document.activeElement.closest('[data-book-id]')?.dataset.bookId ?? null;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, json!(ids[1]), "the focus stays on the book just added");
     let lines = page.find_all(Locator::Css(".cart-line")).await.unwrap();
     assert_eq!(lines.len(), 2, "two lines in the cart");
     let cents = |b: &Value| (b["price"].as_f64().unwrap() * 100.0).round() as u64;
@@ -206,6 +212,118 @@ async fn a_shopper_buys_two_books_in_chromium() {
     assert!(answer["body"]["suggestedBooks"].is_array(), "{answer}");
 
     browser.stop().await;
+}
+
+/// The page's own logic, run in Chromium on its modules as the gateway serves them (no stack
+/// needed): the space-time diagram's layout from clocks, the checkout hints, the cart's total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_logic_in_chromium() {
+    let logs = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    // Only web/: no routes, and no functions behind them.
+    let router = xtask::gateway::router(&[], "http://127.0.0.1:9".into()).unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let browser = Browser::start(logs.path()).await;
+    let page = &browser.client;
+    // A document of the same origin that runs no script of its own.
+    page.goto(&format!("{origin}/style.css")).await.unwrap();
+    let results = page
+        .execute_async(
+            r#"const done = arguments[0];
+            (async () => {
+              const spacetime = await import('/js/spacetime.js');
+              const checkout = await import('/js/checkout.js');
+              const { Cart, euros } = await import('/js/cart.js');
+              const clock = (a, b, fraud, suggestions) => ({ 'tv-a': a, 'tv-b': b, fraud, suggestions });
+              const graph = [
+                { event: 'f', vectorClock: clock(2, 1, 2, 1) },
+                { event: 'a', vectorClock: clock(1, 0, 0, 0) },
+                { event: 'b', vectorClock: clock(0, 1, 0, 0) },
+                { event: 'c', vectorClock: clock(2, 0, 0, 0) },
+                { event: 'd', vectorClock: clock(0, 1, 1, 0) },
+                { event: 'e', vectorClock: clock(2, 1, 2, 0) },
+              ];
+              const summary = (events) => {
+                const { processes, points, arrows } = spacetime.layout(events);
+                return {
+                  processes,
+                  lanes: Object.fromEntries(points.map((p) => [p.event.event, p.lane])),
+                  columns: Object.fromEntries(points.map((p) => [p.event.event, p.column])),
+                  arrows: arrows.map(([x, y]) => points[x].event.event + points[y].event.event).sort(),
+                };
+              };
+              // A rejected order: c failed, so d, e and f never ran.
+              const rejected = summary(graph.filter((e) => 'abc'.includes(e.event)));
+              const now = new Date(2026, 10, 24);
+              const fields = { contact: 'x', cardNumber: '4111 1111 1111 1112', expirationDate: '01/20', cvv: '12', terms: false };
+              const good = { ...checkout.demoDefaults(now), terms: true };
+              const cart = new Cart();
+              cart.clear();
+              cart.add('dune', 2);
+              cart.add('dune');
+              cart.add('emma');
+              cart.set('emma', 0);
+              const prices = new Map([['dune', { price: 12.99 }]]);
+              done({
+                full: summary(graph),
+                rejected,
+                concurrent: [spacetime.happenedBefore(graph[1].vectorClock, graph[2].vectorClock, ['tv-a', 'tv-b']),
+                             spacetime.happenedBefore(graph[2].vectorClock, graph[1].vectorClock, ['tv-a', 'tv-b'])],
+                bad: checkout.hints(fields, 0, now),
+                good: checkout.hints(good, 1, now),
+                month: checkout.hints({ ...good, expirationDate: '13/30' }, 1, now).expirationDate,
+                cart: { lines: [...cart.lines], total: euros(cart.totalCents(prices)),
+                        unknown: (cart.add('emma'), cart.totalCents(prices)) },
+              });
+              cart.clear();
+            })().catch((e) => done({ error: String(e.stack ?? e) }));"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(results["error"].is_null(), "{}", results["error"]);
+
+    let full = &results["full"];
+    assert_eq!(full["processes"], json!(["tv-a", "tv-b", "fraud", "suggestions"]));
+    assert_eq!(
+        full["lanes"],
+        json!({"a": "tv-a", "b": "tv-b", "c": "tv-a", "d": "fraud", "e": "fraud", "f": "suggestions"}),
+        "each event on the line of the process it ticked"
+    );
+    assert_eq!(
+        full["columns"],
+        json!({"a": 0, "b": 0, "c": 1, "d": 1, "e": 2, "f": 3}),
+        "the longest chain before each"
+    );
+    assert_eq!(
+        full["arrows"],
+        json!(["ac", "bd", "ce", "de", "ef"]),
+        "only the direct edges, whatever the order given"
+    );
+    assert_eq!(results["rejected"]["arrows"], json!(["ac"]), "{}", results["rejected"]);
+    assert_eq!(results["rejected"]["columns"], json!({"a": 0, "b": 0, "c": 1}));
+    assert_eq!(results["concurrent"], json!([false, false]), "a and b are concurrent");
+
+    let bad = &results["bad"];
+    for field in ["contact", "cardNumber", "cvv", "terms", "cart"] {
+        assert!(bad[field].as_str().is_some_and(|h| !h.is_empty()), "no hint for a bad {field}: {bad}");
+    }
+    assert_eq!(bad["expirationDate"], "This card has expired.");
+    assert!(
+        results["good"].as_object().unwrap().values().all(|h| h == ""),
+        "the demo defaults are hinted: {}",
+        results["good"]
+    );
+    assert_eq!(results["month"], "The expiry is MM/YY.");
+
+    let cart = &results["cart"];
+    assert_eq!(cart["lines"], json!([["dune", 3]]), "adds add up; a quantity of 0 removes the line");
+    assert_eq!(cart["total"], "€38.97", "3 × €12.99 counted in cents");
+    assert!(cart["unknown"].is_null(), "a book without a known price makes the total unknown, not lower");
+
+    browser.stop().await;
+    server.abort();
 }
 
 /// chromedriver and the headless Chromium it runs; both die with the test.
