@@ -39,8 +39,11 @@ pub fn router(routes: &[(Route, String)], watch: String) -> anyhow::Result<Route
         );
     }
     let web = crate::workspace_root().join("web");
-    let router =
-        router.fallback_service(tower_http::services::ServeDir::new(web).fallback(axum::routing::any(not_found)));
+    // Anything else that is not a file of web/ (a POST to an unknown path too) is a JSON 404.
+    let files = tower_http::services::ServeDir::new(web)
+        .call_fallback_on_method_not_allowed(true)
+        .fallback(axum::routing::any(not_found));
+    let router = router.fallback_service(files);
     Ok(router.with_state(upstream))
 }
 

@@ -172,6 +172,14 @@ async fn a_shopper_buys_two_books_in_chromium() {
     click(page, "#place-order").await;
     let message = wait_for_text(page, "#message", |t| !t.is_empty()).await;
     assert!(message.starts_with("Cannot reach the bookstore"), "{message}");
+    // And a 4xx in the server's own words (an API address with no such route behind it).
+    let wrong = format!("{}/nowhere", stack.gateway_url);
+    page.execute(r#"document.querySelector('meta[name="bookstore-api"]').content = arguments[0];"#, vec![json!(wrong)])
+        .await
+        .unwrap();
+    click(page, "#place-order").await;
+    let message = wait_for_text(page, "#message", |t| t.starts_with("Refused")).await;
+    assert_eq!(message, "Refused: no such route");
     page.refresh().await.unwrap();
     wait_for(page, ".book").await;
 
