@@ -75,7 +75,8 @@ pub fn run(options: Up) -> Result<()> {
                 return Ok(());
             }
         };
-        println!("ready: the bookstore at {}", stack.gateway_url);
+        println!("ready: the bookstore at {} (open it in a browser)", stack.gateway_url);
+        println!("  cluster and queues: {}/status", stack.gateway_url);
         println!("  try: curl -s {}/books | head -c 300", stack.gateway_url);
         println!("  books database: {}", stack.books_db.urls().join(","));
         println!("  AWS emulator (DynamoDB, SQS): {}; Lambda API: {}", stack.aws_endpoint, stack.watch_url);
