@@ -87,7 +87,11 @@ impl SystemStatusReader {
                         last_applied: status.last_applied,
                         error: None,
                     },
-                    Err(e) => NodeView { node: i + 1, error: Some(e.to_string()), ..NodeView::default() },
+                    Err(e) => {
+                        // The details name the node's address: logged, not shown.
+                        tracing::warn!(node = i + 1, error = %e, "a books-database node did not answer");
+                        NodeView { node: i + 1, error: Some("no answer".into()), ..NodeView::default() }
+                    }
                 }
             }));
         let queues = futures::future::join_all(self.queues.iter().map(|(name, url)| self.queue(name, url)));
@@ -107,7 +111,11 @@ impl SystemStatusReader {
             |error: String| QueueView { name: name.to_string(), waiting: None, in_flight: None, error: Some(error) };
         match tokio::time::timeout(PART_TIMEOUT, request).await {
             Err(_) => failed(format!("no answer within {PART_TIMEOUT:?}")),
-            Ok(Err(e)) => failed(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()),
+            Ok(Err(e)) => {
+                // The details may name the queue's URL: logged, not shown.
+                tracing::warn!(queue = name, error = %aws_sdk_sqs::error::DisplayErrorContext(e), "a queue could not be read");
+                failed("unreadable".into())
+            }
             Ok(Ok(answer)) => {
                 let count = |attribute: QueueAttributeName| {
                     answer.attributes().and_then(|a| a.get(&attribute)).and_then(|n| n.parse().ok())
