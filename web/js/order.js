@@ -2,7 +2,7 @@
 // GET /orders/{orderId} until it is committed or failed, with its events as a space-time diagram.
 
 import { getOrder } from './api.js';
-import { el, storage } from './dom.js';
+import { el, keepingFocus, storage } from './dom.js';
 import * as spacetime from './spacetime.js';
 
 const lastOrder = 'bookstore.lastOrder';
@@ -46,7 +46,7 @@ export class OrderView {
 
   /** Suggested books can be added while the catalog has copies left for them. */
   renderSuggestions() {
-    this.suggestions.replaceChildren(...(this.suggested ?? []).map((book) => {
+    keepingFocus(this.suggestions, () => this.suggestions.replaceChildren(...(this.suggested ?? []).map((book) => {
       const room = this.catalog.copiesLeft(book.bookId) > 0;
       return el('li', { dataset: { bookId: book.bookId } },
         el('button', {
@@ -56,7 +56,7 @@ export class OrderView {
           'aria-label': room ? `Add ${book.title} to the cart` : `${book.title}: none left to add`,
           onclick: () => this.cart.add(book.bookId),
         }, el('span', { class: 'title' }, book.title), ' ', el('span', { class: 'author' }, `by ${book.author}`), room ? ' +' : ''));
-    }));
+    })));
   }
 
   /** Takes the shopper's focus to the order just placed. */
