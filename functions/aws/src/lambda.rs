@@ -1,5 +1,6 @@
 //! The Lambda edge shared by the functions: serving a service, HTTP answers with CORS, the clock.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -7,7 +8,7 @@ use bookstore_domain::card::YearMonth;
 use bookstore_domain::events::Service;
 use bookstore_domain::service::{EventChecks, ServiceRequest, ServiceResponse, handle};
 use lambda_http::http::{HeaderValue, StatusCode, header};
-use lambda_http::{Body, Response};
+use lambda_http::{Body, Request, Response};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde::Serialize;
 
@@ -38,6 +39,23 @@ pub async fn serve_service<C: EventChecks + 'static>(service: Service, checks: C
             }
             answer.map_err(lambda_runtime::Error::from)
         }
+    }))
+    .await
+}
+
+/// Serves the function's HTTP requests with `handler`, given the function's shared `state`. The
+/// handler builds every answer itself (errors included), so the runtime never reports one.
+pub async fn serve_http<S, F, Fut>(state: S, handler: F) -> Result<(), lambda_http::Error>
+where
+    S: Send + Sync + 'static,
+    F: Fn(Arc<S>, Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let state = Arc::new(state);
+    let handler = Arc::new(handler);
+    lambda_http::run_concurrent(lambda_http::service_fn(move |request: Request| {
+        let (state, handler) = (Arc::clone(&state), Arc::clone(&handler));
+        async move { Ok::<_, lambda_http::Error>(handler(state, request).await) }
     }))
     .await
 }

@@ -35,7 +35,9 @@ pub use books::BooksDbCatalog;
 pub use config::{env_or, http_client, lambda_client, sdk_config};
 pub use executor::{DeliverySettings, EmulatedFaults, RetryQueue, execute_batch};
 pub use invoke::LambdaServices;
-pub use lambda::{current_month, error_response, json_response, now_rfc3339, preflight_response, serve_service};
+pub use lambda::{
+    current_month, error_response, json_response, now_rfc3339, preflight_response, serve_http, serve_service,
+};
 pub use orders::DynamoOrders;
 pub use payments::{DynamoPayments, LambdaPayment};
 pub use queue::SqsOrderQueue;

@@ -1,29 +1,22 @@
 //! `GET /books`: the catalog with live stock, loaded into the books database first if empty.
 
-use std::sync::Arc;
-
 use books_db_client::BooksDb;
-use bookstore_aws::{BooksDbCatalog, env_or, error_response, json_response, preflight_response};
+use bookstore_aws::{BooksDbCatalog, env_or, error_response, json_response, preflight_response, serve_http};
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response, service_fn};
+use lambda_http::{Body, Request, Response};
 
 // One thread: an instance runs one invocation at a time (or a few, all waiting on I/O), and
 // idle worker threads cost CPU on every wake-up.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
-    let catalog =
-        Arc::new(BooksDbCatalog::new(BooksDb::from_url_list(&env_or("BOOKS_DB_URL", "http://127.0.0.1:7001"))?));
+    let catalog = BooksDbCatalog::new(BooksDb::from_url_list(&env_or("BOOKS_DB_URL", "http://127.0.0.1:7001"))?);
     match catalog.seed_if_empty().await {
         Ok(true) => tracing::info!("loaded the default catalog into the books database"),
         Ok(false) => {}
         Err(e) => tracing::warn!(error = %e, "could not check the catalog; will serve what there is"),
     }
-    lambda_http::run_concurrent(service_fn(move |request: Request| {
-        let catalog = Arc::clone(&catalog);
-        async move { Ok::<_, lambda_http::Error>(books(&catalog, &request).await) }
-    }))
-    .await
+    serve_http(catalog, |catalog, request| async move { books(&catalog, &request).await }).await
 }
 
 async fn books(catalog: &BooksDbCatalog, request: &Request) -> Response<Body> {

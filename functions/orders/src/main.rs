@@ -1,10 +1,8 @@
 //! `GET /orders/{orderId}`: an order with its status, history and events with vector clocks.
 
-use std::sync::Arc;
-
-use bookstore_aws::{DynamoOrders, env_or, error_response, json_response, preflight_response, sdk_config};
+use bookstore_aws::{DynamoOrders, env_or, error_response, json_response, preflight_response, sdk_config, serve_http};
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response, service_fn};
+use lambda_http::{Body, Request, Response};
 
 // One thread: an instance runs one invocation at a time (or a few, all waiting on I/O), and
 // idle worker threads cost CPU on every wake-up.
@@ -12,13 +10,8 @@ use lambda_http::{Body, Request, Response, service_fn};
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = sdk_config().await;
-    let orders =
-        Arc::new(DynamoOrders::new(aws_sdk_dynamodb::Client::new(&config), env_or("ORDERS_TABLE", "bookstore-orders")));
-    lambda_http::run_concurrent(service_fn(move |request: Request| {
-        let orders = Arc::clone(&orders);
-        async move { Ok::<_, lambda_http::Error>(order(&orders, &request).await) }
-    }))
-    .await
+    let orders = DynamoOrders::new(aws_sdk_dynamodb::Client::new(&config), env_or("ORDERS_TABLE", "bookstore-orders"));
+    serve_http(orders, |orders, request| async move { order(&orders, &request).await }).await
 }
 
 async fn order(orders: &DynamoOrders, request: &Request) -> Response<Body> {

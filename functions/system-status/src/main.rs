@@ -1,11 +1,11 @@
 //! `GET /status`: each books-database node's view of the Raft cluster (role, term, applied
 //! index) and the depth of the order queue and its dead-letter queue.
 
-use std::sync::Arc;
-
-use bookstore_aws::{SystemStatusReader, env_or, error_response, json_response, preflight_response, sdk_config};
+use bookstore_aws::{
+    SystemStatusReader, env_or, error_response, json_response, preflight_response, sdk_config, serve_http,
+};
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response, service_fn};
+use lambda_http::{Body, Request, Response};
 
 // One thread: an instance runs one invocation at a time (or a few, all waiting on I/O), and
 // idle worker threads cost CPU on every wake-up.
@@ -17,16 +17,12 @@ async fn main() -> Result<(), lambda_http::Error> {
         .into_iter()
         .filter_map(|(name, variable)| std::env::var(variable).ok().map(|url| (name.to_string(), url)))
         .collect();
-    let reader = Arc::new(SystemStatusReader::new(
+    let reader = SystemStatusReader::new(
         &env_or("BOOKS_DB_URL", "http://127.0.0.1:7001"),
         aws_sdk_sqs::Client::new(&config),
         queues,
-    )?);
-    lambda_http::run_concurrent(service_fn(move |request: Request| {
-        let reader = Arc::clone(&reader);
-        async move { Ok::<_, lambda_http::Error>(status(&reader, &request).await) }
-    }))
-    .await
+    )?;
+    serve_http(reader, |reader, request| async move { status(&reader, &request).await }).await
 }
 
 async fn status(reader: &SystemStatusReader, request: &Request) -> Response<Body> {
