@@ -3,9 +3,11 @@
 
 pub mod bench;
 pub mod browser;
+pub mod emulator;
 pub mod fraud_model;
 pub mod gateway;
 pub mod poller;
+pub mod recovery;
 pub mod redrive;
 pub mod stack;
 pub mod template;

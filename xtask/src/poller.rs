@@ -3,6 +3,10 @@
 //! succeeded, and leave the rest to come back after their visibility timeout (with
 //! `ReportBatchItemFailures`, only the messages the function names; without it, or when the
 //! invoke fails, the whole batch). One poller per concurrent batch the template allows.
+//!
+//! When the stack stops while a batch is in hand (its function killed), the poller makes the
+//! batch visible again at once: the messages would otherwise stay hidden for the rest of their
+//! visibility timeout, which the emulator keeps across a restart.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,7 +15,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use aws_lambda_events::event::sqs::SqsBatchResponse;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName,
+};
 use serde_json::{Value, json};
 
 #[derive(Clone)]
@@ -33,14 +39,14 @@ impl QueuePoller {
             Err(e) => return eprintln!("queue poller: {e}"),
         };
         while !stop.load(Ordering::SeqCst) {
-            if let Err(e) = self.poll_once(&http).await {
+            if let Err(e) = self.poll_once(&http, &stop).await {
                 eprintln!("queue poller for {}: {e:#}", self.queue_arn);
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }
 
-    async fn poll_once(&self, http: &reqwest::Client) -> Result<()> {
+    async fn poll_once(&self, http: &reqwest::Client, stop: &AtomicBool) -> Result<()> {
         let received = self
             .sqs
             .receive_message()
@@ -75,6 +81,7 @@ impl QueuePoller {
                     HashSet::new()
                 }
             }
+            _ if stop.load(Ordering::SeqCst) => return self.release(messages).await,
             _ => all.clone(),
         };
         let done: Vec<&Message> =
@@ -105,6 +112,30 @@ impl QueuePoller {
             // It comes back and is found finished: harmless, but worth saying.
             eprintln!("queue poller for {}: could not delete a message: {}", self.queue_arn, failed.code());
         }
+        Ok(())
+    }
+
+    /// Makes `messages` visible again now.
+    async fn release(&self, messages: &[Message]) -> Result<()> {
+        let entries = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .visibility_timeout(0)
+                    .build()
+                    .context("a visibility entry")
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.sqs
+            .change_message_visibility_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("releasing: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
         Ok(())
     }
 

@@ -1,9 +1,11 @@
 //! The embedded default: the whole bookstore on one machine, from `template.yaml`.
 //!
-//! moto server emulates DynamoDB and SQS; the template's tables and queues are created in it;
+//! MiniStack (or moto) emulates DynamoDB and SQS; the template's tables and queues are created in it;
 //! three raft-node processes are the books database; `cargo lambda watch` serves every function
 //! with the environment the template gives it; a gateway routes the template's API paths to the
-//! functions and serves `web/`. Everything started here stops when the [`Stack`] is dropped.
+//! functions and serves `web/`. [`Stack::shutdown`] stops it so that a restart carries on (the
+//! messages in hand go back to the queue, the emulator saves its state); dropping a [`Stack`]
+//! stops everything too.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,6 +15,8 @@ use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+pub use crate::emulator::AwsEmulator;
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::config::{Credentials, Region};
@@ -25,26 +29,21 @@ use crate::venv;
 
 pub(crate) const REGION: &str = "us-east-1";
 
-/// moto server's own application (what `moto_server` serves), served by waitress instead of
-/// werkzeug's development server: werkzeug closes the connection after every answer, so each call
-/// paid for a new TCP connection and a new thread, and it logs every request through colorama.
-/// Measured with py-spy and `cargo xtask bench checkout`.
-const MOTO_SERVER: &str = "import os, sys\n\
-from waitress import serve\n\
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app\n\
-host, port = sys.argv[1], sys.argv[2]\n\
-os.environ.setdefault('MOTO_PORT', port)\n\
-serve(DomainDispatcherApplication(create_backend_app), host=host, port=int(port), threads=8, ident=None, _quiet=True)\n";
+/// How long a stopping emulator may take to save its state before it is killed.
+const EMULATOR_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where the stack listens and keeps its data. Port 0 picks a free port.
 #[derive(Debug, Clone)]
 pub struct StackOptions {
+    /// DynamoDB and SQS.
+    pub aws: AwsEmulator,
     pub gateway_port: u16,
     pub aws_port: u16,
     pub watch_port: u16,
     /// First of three consecutive ports for the books database; 0 picks free ones.
     pub books_db_port: u16,
-    /// Data and logs; a temporary folder when `None`.
+    /// Data (the books database's, and the AWS emulator's where it keeps state) and logs; a
+    /// temporary folder, kept by nothing, when `None`.
     pub data_dir: Option<PathBuf>,
     /// Build and run the functions with optimizations (for benchmarks; slower to build).
     pub release: bool,
@@ -54,8 +53,9 @@ pub struct StackOptions {
 
 impl StackOptions {
     /// Free ports and a temporary folder: for tests, which may run side by side.
-    pub fn ephemeral() -> Self {
+    pub fn ephemeral(aws: AwsEmulator) -> Self {
         Self {
+            aws,
             gateway_port: 0,
             aws_port: 0,
             watch_port: 0,
@@ -71,6 +71,7 @@ pub struct Stack {
     /// `http://127.0.0.1:PORT` of the gateway: the bookstore's API and web page.
     pub gateway_url: String,
     /// The AWS emulator (DynamoDB, SQS).
+    pub aws: AwsEmulator,
     pub aws_endpoint: String,
     /// `cargo lambda watch`: its Lambda Invoke API.
     pub watch_url: String,
@@ -80,7 +81,7 @@ pub struct Stack {
     /// Template logical id → local name (tables) or URL (queues).
     pub resources: BTreeMap<String, String>,
     pub logs: PathBuf,
-    processes: Vec<(&'static str, Child)>,
+    processes: Vec<Supervised>,
     gateway: tokio::task::JoinHandle<()>,
     /// The event source mappings, and the tasks running them.
     mappings: Vec<crate::poller::QueuePoller>,
@@ -108,14 +109,21 @@ impl Stack {
         let binaries: Vec<&str> = functions.iter().map(|f| f.binary.as_str()).collect();
         build_functions(&binaries, options.release)?;
 
-        let mut processes = Vec::new();
+        let mut stack_guard = Processes(Vec::new());
         let aws_addr = addr(options.aws_port)?;
-        let mut moto = venv.command("python");
-        moto.args(["-c", MOTO_SERVER, "127.0.0.1", &aws_addr.port().to_string()]);
-        processes.push(("moto_server", spawn_logged(&mut moto, &logs.join("moto.log"))?));
         let aws_endpoint = format!("http://{aws_addr}");
-        let mut stack_guard = Processes(processes);
-        wait_for_http(&format!("{aws_endpoint}/moto-api/"), Duration::from_secs(30)).await.context("moto server")?;
+        // Only a kept data dir keeps the emulator's state.
+        let state_dir = temporary.is_none().then(|| crate::emulator::state_dir(&data_dir));
+        let mut launch = options.aws.launch(aws_addr.port(), state_dir.as_deref())?;
+        let log = logs.join(format!("{}.log", options.aws.name().to_lowercase()));
+        let stop = if launch.stops_gracefully { Stop::Terminate } else { Stop::Kill };
+        stack_guard.push(options.aws.name(), spawn_logged(&mut launch.command, &log)?, stop);
+        stack_guard
+            .wait_until_serving(&format!("{aws_endpoint}{}", launch.ready_path), &log, Duration::from_secs(60))
+            .await?;
+        if let Some(dir) = &state_dir {
+            options.aws.check_restored(&log, dir)?;
+        }
 
         let mut resolver = Resolver::default();
         resolver.refs.extend(template.parameter_defaults());
@@ -137,6 +145,17 @@ impl Stack {
         };
         books_db.wait_for_leader(Duration::from_secs(30)).await.context("the books database elected no leader")?;
         resolver.refs.insert("BooksDbUrl".into(), books_db.urls().join(","));
+        let (dynamodb, _) = emulator_clients(&aws_endpoint);
+        let orders_table = resources.get("OrdersTable").context("the template has no OrdersTable")?;
+        let orders = bookstore_aws::DynamoOrders::new(dynamodb, orders_table.clone());
+        let released = crate::recovery::release_orphaned_reservations(books_db.client()?, &orders)
+            .await
+            .context("releasing the stock of orders the AWS emulator lost")?;
+        for order_id in released {
+            eprintln!(
+                "gave back the copies reserved for order {order_id}: the orders table no longer has it (the AWS emulator lost it in a crash)"
+            );
+        }
 
         let watch_addr = addr(options.watch_port)?;
         let watch_url = format!("http://{watch_addr}");
@@ -179,7 +198,11 @@ impl Stack {
             .current_dir(&workspace)
             // Its own process group, so that stopping it stops the functions it runs too.
             .process_group(0);
-        stack_guard.0.push(("cargo lambda watch", spawn_logged(&mut watch, &logs.join("cargo-lambda-watch.log"))?));
+        stack_guard.push(
+            "cargo lambda watch",
+            spawn_logged(&mut watch, &logs.join("cargo-lambda-watch.log"))?,
+            Stop::Kill,
+        );
 
         let routes: Vec<(Route, String)> =
             functions.iter().flat_map(|f| f.routes.iter().map(|r| (r.clone(), f.binary.clone()))).collect();
@@ -195,6 +218,7 @@ impl Stack {
 
         let mut stack = Stack {
             gateway_url,
+            aws: options.aws,
             aws_endpoint,
             watch_url,
             books_db,
@@ -242,6 +266,24 @@ impl Stack {
             }
         }
         Ok(pollers)
+    }
+
+    /// Stops so that the next start carries on where this one stopped: no more requests, the
+    /// functions stopped (an execution in progress dies as in a crash, and its order is finished by
+    /// the message's next delivery), the messages the pollers held made visible again at once
+    /// (instead of after the 240-s visibility timeout), then the emulator stopped with SIGTERM so
+    /// that it saves its state, and the books database.
+    pub async fn shutdown(mut self) {
+        self.gateway.abort();
+        self.pollers_stop.store(true, Ordering::SeqCst);
+        if let Some(index) = self.processes.iter().position(|p| p.name == "cargo lambda watch") {
+            let mut watch = self.processes.remove(index);
+            watch.stop();
+        }
+        for poller in self.pollers.drain(..) {
+            let _ = poller.await;
+        }
+        // Drop stops the rest, the emulator last and gracefully.
     }
 
     /// Stops the queue pollers once they finish the batches in hand: messages wait in the queue.
@@ -333,9 +375,111 @@ impl Drop for Stack {
     }
 }
 
-/// Processes killed, each with its process group, when this is dropped: what the stack started
-/// so far if starting it fails half-way, or a test's helper process (chromedriver).
-pub struct Processes(pub Vec<(&'static str, Child)>);
+/// How a process is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGKILL to it and its process group: it keeps nothing that a kill would lose.
+    Kill,
+    /// SIGTERM, then wait (for an emulator saving its state); killed if it takes too long.
+    Terminate,
+}
+
+/// A process the stack started.
+pub struct Supervised {
+    pub name: &'static str,
+    child: Child,
+    how: Stop,
+}
+
+impl Supervised {
+    fn stop(&mut self) {
+        if self.how == Stop::Terminate && self.child.try_wait().is_ok_and(|status| status.is_none()) {
+            // SAFETY: kill(2) on our own child, not reaped yet, so the pid is still ours.
+            unsafe {
+                libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + EMULATOR_STOP_TIMEOUT;
+            while Instant::now() < deadline {
+                if !self.child.try_wait().is_ok_and(|status| status.is_none()) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            eprintln!("{} did not stop within {EMULATOR_STOP_TIMEOUT:?}; killing it", self.name);
+        }
+        let pid = self.child.id() as libc::pid_t;
+        // cargo lambda watch starts each function instance in a process group of its own, so its
+        // group alone would leave them running: freeze the child's group (nothing new is
+        // started), then kill every descendant, then the group.
+        // SAFETY: kill(2) on our own child's process group or pid, and on its descendants; the
+        // child is not reaped yet, so its id is still ours.
+        unsafe {
+            libc::kill(-pid, libc::SIGSTOP);
+            for descendant in descendants(pid) {
+                libc::kill(descendant, libc::SIGKILL);
+            }
+            libc::kill(-pid, libc::SIGKILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every process below `root` (children, their children, ...), from `/proc`.
+fn descendants(root: libc::pid_t) -> Vec<libc::pid_t> {
+    let mut parents: Vec<(libc::pid_t, libc::pid_t)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // The parent is the second field after the command name, which is in parentheses.
+        let ppid = stat.rfind(')').and_then(|close| stat[close + 1..].split_whitespace().nth(1)?.parse().ok());
+        if let Some(ppid) = ppid {
+            parents.push((pid, ppid));
+        }
+    }
+    let mut found = vec![root];
+    let mut next = 0;
+    while next < found.len() {
+        let parent = found[next];
+        found.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
+        next += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Processes stopped, the last started first, when this is dropped: what the stack started so
+/// far if starting it fails half-way, or a test's helper process (chromedriver).
+#[derive(Default)]
+pub struct Processes(pub Vec<Supervised>);
+
+impl Processes {
+    pub fn push(&mut self, name: &'static str, child: Child, how: Stop) {
+        self.0.push(Supervised { name, child, how });
+    }
+
+    /// Waits until `url` answers; fails at once, with the end of its log, if the last process
+    /// started exits first (a broken venv, a port taken).
+    async fn wait_until_serving(&mut self, url: &str, log: &Path, timeout: Duration) -> Result<()> {
+        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let process = self.0.last_mut().context("nothing started")?;
+            if let Ok(Some(status)) = process.child.try_wait() {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output");
+                bail!("{} exited at start ({status}): {}; its log: {}", process.name, last.trim(), log.display());
+            }
+            if http.get(url).send().await.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not answer at {url} within {timeout:?}; its log: {}", process.name, log.display());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
 
 impl Drop for Processes {
     fn drop(&mut self) {
@@ -343,15 +487,9 @@ impl Drop for Processes {
     }
 }
 
-fn stop(processes: &mut Vec<(&'static str, Child)>) {
-    for (_, mut child) in processes.drain(..).rev() {
-        // SAFETY: kill(2) on our own child's process group (cargo lambda watch and the functions
-        // it started) or pid; the child is not reaped yet, so the id is still ours.
-        unsafe {
-            libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+fn stop(processes: &mut Vec<Supervised>) {
+    for mut process in processes.drain(..).rev() {
+        process.stop();
     }
 }
 
@@ -384,18 +522,6 @@ fn build_functions(binaries: &[&str], release: bool) -> Result<()> {
     }
     if crate::cargo(&args)? != std::process::ExitCode::SUCCESS {
         bail!("building the functions failed");
-    }
-    Ok(())
-}
-
-async fn wait_for_http(url: &str, timeout: Duration) -> Result<()> {
-    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build()?;
-    let deadline = Instant::now() + timeout;
-    while http.get(url).send().await.is_err() {
-        if Instant::now() > deadline {
-            bail!("{url} did not answer within {timeout:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
 }

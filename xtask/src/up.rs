@@ -2,14 +2,18 @@
 
 use anyhow::{Context, Result};
 
-use crate::stack::{Stack, StackOptions};
+use crate::stack::{AwsEmulator, Stack, StackOptions};
 
 #[derive(clap::Args)]
 pub struct Up {
     /// The gateway: the bookstore's API and web page.
     #[arg(long, env = "BOOKSTORE_PORT", default_value_t = 8080)]
     port: u16,
-    /// The AWS emulator (moto server), where LocalStack would listen.
+    /// The AWS emulator for DynamoDB and SQS: MiniStack keeps its state in the data dir across a
+    /// clean stop; moto is the cross-check and keeps nothing.
+    #[arg(long, env = "BOOKSTORE_AWS", value_enum, default_value_t = AwsEmulator::Ministack)]
+    aws: AwsEmulator,
+    /// The AWS emulator's port, where LocalStack would listen.
     #[arg(long, env = "BOOKSTORE_AWS_PORT", default_value_t = 4566)]
     aws_port: u16,
     /// `cargo lambda watch`'s Lambda API.
@@ -18,7 +22,11 @@ pub struct Up {
     /// First of the three consecutive ports of the books database's nodes.
     #[arg(long, env = "BOOKS_DB_BASE_PORT", default_value_t = 7001)]
     books_db_port: u16,
-    /// Start from empty data (the books database's data dirs) instead of the previous run's.
+    /// Where the books database, the AWS emulator's state and the logs are kept.
+    #[arg(long, env = "BOOKSTORE_DATA_DIR", default_value = ".data")]
+    data_dir: std::path::PathBuf,
+    /// Start from empty data (the books database's and the AWS emulator's) instead of the
+    /// previous run's.
     #[arg(long)]
     fresh: bool,
     /// Build and run the functions with optimizations: slower to start, faster checkouts.
@@ -35,7 +43,7 @@ pub struct Up {
 }
 
 pub fn run(options: Up) -> Result<()> {
-    let data_dir = crate::workspace_root().join(".data");
+    let data_dir = crate::workspace_root().join(&options.data_dir);
     if options.fresh && data_dir.exists() {
         std::fs::remove_dir_all(&data_dir).with_context(|| format!("removing {}", data_dir.display()))?;
     }
@@ -54,6 +62,7 @@ pub fn run(options: Up) -> Result<()> {
         // Listening from the start: Ctrl-C while the stack starts stops what has started.
         let mut shutdown = std::pin::pin!(shutdown_signal());
         let start = Stack::start(StackOptions {
+            aws: options.aws,
             gateway_port: options.port,
             aws_port: options.aws_port,
             watch_port: options.lambda_port,
@@ -79,11 +88,17 @@ pub fn run(options: Up) -> Result<()> {
         println!("  cluster and queues: {}/status", stack.gateway_url);
         println!("  try: curl -s {}/books | head -c 300", stack.gateway_url);
         println!("  books database: {}", stack.books_db.urls().join(","));
-        println!("  AWS emulator (DynamoDB, SQS): {}; Lambda API: {}", stack.aws_endpoint, stack.watch_url);
+        println!(
+            "  AWS emulator (DynamoDB, SQS): {} at {}{}; Lambda API: {}",
+            stack.aws.name(),
+            stack.aws_endpoint,
+            if stack.aws.keeps_state() { ", state kept across a clean stop" } else { ", in memory" },
+            stack.watch_url
+        );
         println!("  logs: {}; Ctrl-C stops everything", stack.logs.display());
         shutdown.await;
-        eprintln!("stopping");
-        drop(stack);
+        eprintln!("stopping (saving the emulator's state)");
+        stack.shutdown().await;
         Ok(())
     })
 }

@@ -1,8 +1,11 @@
-//! The project's Python tools (moto, cargo-lambda, AWS CLI, SAM CLI, cfn-lint, Zig) live in a
-//! virtual environment at `/.venv`, built from the exact pins in `tools/requirements.txt`.
+//! The project's Python tools live in virtual environments built from exact pins: moto,
+//! cargo-lambda, AWS CLI, SAM CLI, cfn-lint and Zig in `/.venv` (`tools/requirements.txt`), and
+//! MiniStack in `/.venv-ministack` (`tools/ministack-requirements.txt`), since its pinned botocore
+//! cannot be installed beside the SAM CLI's boto3.
 //!
-//! [`ensure`] returns at once when the venv matches the pins; otherwise it deletes the venv and
-//! builds it again (about 40 s with a warm network, once per change of the pins).
+//! [`ensure`] and [`ministack`] return at once when the venv matches its pins; otherwise they
+//! delete the venv and build it again (about 40 s with a warm network, once per change of the
+//! pins).
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -12,8 +15,10 @@ use std::process::{Command, Output};
 
 use anyhow::{Context, Result, bail};
 
-/// The pins, relative to the workspace root.
-const REQUIREMENTS: &str = "tools/requirements.txt";
+/// The tools' pins and venv, relative to the workspace root.
+const TOOLS: (&str, &str) = ("tools/requirements.txt", ".venv");
+/// MiniStack's.
+const MINISTACK: (&str, &str) = ("tools/ministack-requirements.txt", ".venv-ministack");
 /// Written inside the venv after a successful install; holds the requirements it was built from.
 const STAMP: &str = "requirements.stamp";
 
@@ -22,21 +27,31 @@ pub struct Venv {
     pub root: PathBuf,
 }
 
-/// Returns the project's venv, creating or rebuilding it first when it does not match
+/// Returns the project's tools venv, creating or rebuilding it first when it does not match
 /// `tools/requirements.txt`.
 pub fn ensure() -> Result<Venv> {
+    ensure_from(TOOLS)
+}
+
+/// Returns MiniStack's venv, creating or rebuilding it first when it does not match
+/// `tools/ministack-requirements.txt`.
+pub fn ministack() -> Result<Venv> {
+    ensure_from(MINISTACK)
+}
+
+fn ensure_from((requirements_file, venv_dir): (&str, &str)) -> Result<Venv> {
     let workspace = crate::workspace_root();
-    let requirements_path = workspace.join(REQUIREMENTS);
+    let requirements_path = workspace.join(requirements_file);
     let requirements =
         fs::read_to_string(&requirements_path).with_context(|| format!("reading {}", requirements_path.display()))?;
-    let venv = Venv { root: workspace.join(".venv") };
+    let venv = Venv { root: workspace.join(venv_dir) };
     if venv.is_current(&requirements) {
         return Ok(venv);
     }
 
     // Two xtasks started together must not build the same venv at once: the second waits here,
     // then finds the venv current. The lock lives in target/, which is gitignored.
-    let lock_path = workspace.join("target/venv.lock");
+    let lock_path = workspace.join(format!("target/{}.lock", venv_dir.trim_start_matches('.')));
     if let Some(dir) = lock_path.parent() {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -46,7 +61,7 @@ pub fn ensure() -> Result<Venv> {
         return Ok(venv);
     }
 
-    eprintln!("xtask: creating the Python tools venv .venv from {REQUIREMENTS} (about a minute, once)...");
+    eprintln!("xtask: creating the Python venv {venv_dir} from {requirements_file} (about a minute, once)...");
     if venv.root.exists() {
         fs::remove_dir_all(&venv.root).with_context(|| format!("removing stale {}", venv.root.display()))?;
     }
@@ -65,10 +80,10 @@ pub fn ensure() -> Result<Venv> {
         .args(["-m", "pip", "install", "--quiet", "--no-input", "--disable-pip-version-check", "-r"])
         .arg(&requirements_path)
         .output()
-        .context("running pip in .venv")?;
+        .with_context(|| format!("running pip in {venv_dir}"))?;
     if !installed.status.success() {
         show(&installed);
-        bail!("pip install -r {REQUIREMENTS} into .venv failed ({}); its output is above", installed.status);
+        bail!("pip install -r {requirements_file} into {venv_dir} failed ({}); its output is above", installed.status);
     }
     let stamp = venv.root.join(STAMP);
     fs::write(&stamp, &requirements).with_context(|| format!("writing {}", stamp.display()))?;

@@ -1,5 +1,5 @@
-//! The checkout against the real emulators, started by the test itself: moto server (DynamoDB,
-//! SQS), `cargo lambda watch` serving every function, three raft-node processes, the gateway.
+//! The checkout against the real emulators, started by the test itself: MiniStack, and moto as
+//! the cross-check (DynamoDB, SQS), `cargo lambda watch` serving every function, three raft-node processes, the gateway.
 //! One stack serves every scenario below (starting one takes a while); each scenario says what
 //! failed.
 
@@ -10,14 +10,24 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use bookstore_domain::events::Event;
 use bookstore_domain::vector_clock::VectorClock;
 use serde_json::{Value, json};
-use xtask::stack::{Stack, StackOptions, emulator_clients};
+use xtask::stack::{AwsEmulator, Stack, StackOptions, emulator_clients};
 
 mod common;
 use common::{CARD, Client, order};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn checkout_on_the_embedded_default() {
-    let stack = Stack::start(StackOptions::ephemeral()).await.expect("the embedded default starts");
+async fn checkout_on_ministack() {
+    checkout_on_the_embedded_default(AwsEmulator::Ministack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_on_moto() {
+    checkout_on_the_embedded_default(AwsEmulator::Moto).await;
+}
+
+async fn checkout_on_the_embedded_default(aws: AwsEmulator) {
+    let _one_stack_at_a_time = common::one_stack_at_a_time().await;
+    let stack = Stack::start(StackOptions::ephemeral(aws)).await.expect("the embedded default starts");
     let client = Client::new(stack);
 
     the_stack_matches_the_template(&client).await;

@@ -1,4 +1,4 @@
-//! Order execution on the embedded default (moto, `cargo lambda watch`, three raft-node
+//! Order execution on the embedded default (MiniStack, and moto as the cross-check; `cargo lambda watch`, three raft-node
 //! processes, the queue pollers), with the course's unreliable executors switched on: half of all
 //! deliveries fail midway (before prepare or between the decision and phase two) and each waits
 //! a random moment. Orders must still end `committed` or `failed`, once, with stock conserved.
@@ -9,16 +9,26 @@ use aws_sdk_sqs::types::QueueAttributeName;
 
 use bookstore_domain::order::OrderStatus;
 use serde_json::{Value, json};
-use xtask::stack::{Stack, StackOptions, emulator_clients};
+use xtask::stack::{AwsEmulator, Stack, StackOptions, emulator_clients};
 
 mod common;
 use common::{Client, order};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn orders_commit_exactly_once_through_executor_failures_and_a_lost_leader() {
+async fn orders_commit_exactly_once_on_ministack() {
+    orders_commit_exactly_once_through_executor_failures_and_a_lost_leader(AwsEmulator::Ministack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_commit_exactly_once_on_moto() {
+    orders_commit_exactly_once_through_executor_failures_and_a_lost_leader(AwsEmulator::Moto).await;
+}
+
+async fn orders_commit_exactly_once_through_executor_failures_and_a_lost_leader(aws: AwsEmulator) {
+    let _one_stack_at_a_time = common::one_stack_at_a_time().await;
     let options = StackOptions {
         parameters: vec![("ExecutorFailureRate".into(), "0.5".into()), ("ExecutorDelayMs".into(), "0-300".into())],
-        ..StackOptions::ephemeral()
+        ..StackOptions::ephemeral(aws)
     };
     let stack = Stack::start(options).await.expect("the embedded default starts");
     let mut client = Client::new(stack);

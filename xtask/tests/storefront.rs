@@ -14,7 +14,7 @@ use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use xtask::browser::{CHROMEDRIVER, CHROMIUM};
-use xtask::stack::{Processes, Stack, StackOptions, spawn_logged};
+use xtask::stack::{AwsEmulator, Processes, Stack, StackOptions, Stop, spawn_logged};
 
 /// Long enough for an order to pass the queue, retries included.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -27,7 +27,8 @@ async fn a_shopper_buys_two_books_in_chromium() {
             "{tool} is missing: `cargo xtask test` installs Debian's chromium and chromium-driver, as .ci/run does"
         );
     }
-    let mut stack = Stack::start(StackOptions::ephemeral()).await.expect("the embedded default starts");
+    let mut stack =
+        Stack::start(StackOptions::ephemeral(AwsEmulator::Ministack)).await.expect("the embedded default starts");
     let browser = Browser::start(&stack.logs).await;
     let page = &browser.client;
     let http = reqwest::Client::builder().no_proxy().build().expect("an HTTP client");
@@ -350,7 +351,11 @@ impl Browser {
         // Its own process group: stopping it stops the browser it started too.
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let chromedriver = spawn_logged(&mut command, &logs.join("chromedriver.log")).expect("chromedriver starts");
-        let chromedriver = Processes(vec![("chromedriver", chromedriver)]);
+        let chromedriver = {
+            let mut processes = Processes::default();
+            processes.push("chromedriver", chromedriver, Stop::Kill);
+            processes
+        };
         let profile = tempfile::tempdir().expect("a profile folder");
         let options = json!({
             "binary": CHROMIUM,

@@ -47,9 +47,8 @@ impl BooksDbStock {
     /// Moves the order's prepared reservation to `to` (giving its copies back when aborting), in
     /// one transaction that holds only while the reservation is the prepared one. The common
     /// case needs no read: the reservation is what prepare wrote for these lines.
-    async fn finish(&self, order: &ExecutableOrder, to: Step) -> Result<(), Unavailable> {
-        let order_id = &order.order_id;
-        let prepared = Reservation { state: Step::Prepared, lines: order.lines.clone() };
+    async fn finish(&self, order_id: &str, lines: &[(String, i64)], to: Step) -> Result<(), Unavailable> {
+        let prepared = Reservation { state: Step::Prepared, lines: lines.to_vec() };
         if self.txn(&move_txn(order_id, &prepared, to)?).await? {
             return Ok(());
         }
@@ -84,6 +83,28 @@ impl BooksDbStock {
             }
         }
         Err(Unavailable(format!("reservation of {order_id} kept changing")))
+    }
+
+    /// The orders whose copies are reserved and not yet committed or given back.
+    pub async fn prepared_orders(&self) -> Result<Vec<String>, Unavailable> {
+        let entries = self.db.list(RESERVATION_PREFIX).await.map_err(|e| unavailable("listing reservations", e))?;
+        Ok(entries
+            .into_iter()
+            .filter(|entry| {
+                serde_json::from_value::<Reservation>(entry.value.clone()).is_ok_and(|r| r.state == Step::Prepared)
+            })
+            .filter_map(|entry| entry.key.strip_prefix(RESERVATION_PREFIX).map(str::to_string))
+            .collect())
+    }
+
+    /// Gives back the copies reserved for an order that no longer exists anywhere else (its
+    /// record lost with the orders table): aborts its prepared reservation, whatever its lines.
+    pub async fn release(&self, order_id: &str) -> Result<(), Unavailable> {
+        let lines = match self.reservation(order_id).await? {
+            Some(reservation) if reservation.state == Step::Prepared => reservation.lines,
+            _ => return Ok(()),
+        };
+        self.finish(order_id, &lines, Step::Aborted).await
     }
 
     async fn txn(&self, txn: &TxnRequest) -> Result<bool, Unavailable> {
@@ -158,10 +179,10 @@ impl Participant for BooksDbStock {
     }
 
     async fn commit(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
-        self.finish(order, Step::Committed).await
+        self.finish(&order.order_id, &order.lines, Step::Committed).await
     }
 
     async fn abort(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
-        self.finish(order, Step::Aborted).await
+        self.finish(&order.order_id, &order.lines, Step::Aborted).await
     }
 }

@@ -10,10 +10,13 @@ use anyhow::{Result, bail};
 use serde_json::json;
 
 use super::load::drive;
-use crate::stack::{Stack, StackOptions};
+use crate::stack::{AwsEmulator, Stack, StackOptions};
 
 #[derive(clap::Args)]
 pub struct CheckoutBench {
+    /// The AWS emulator to measure on.
+    #[arg(long, env = "BOOKSTORE_AWS", value_enum, default_value_t = AwsEmulator::Ministack)]
+    aws: AwsEmulator,
     /// Seconds each measurement runs.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
@@ -36,8 +39,8 @@ pub async fn run(options: CheckoutBench) -> Result<()> {
     if options.seconds <= 0.0 || options.clients.contains(&0) {
         bail!("--seconds and every --clients value must be positive");
     }
-    eprintln!("starting the embedded default (release build)...");
-    let mut stack = Stack::start(StackOptions { release: true, ..StackOptions::ephemeral() }).await?;
+    eprintln!("starting the embedded default on {} (release build)...", options.aws.name());
+    let mut stack = Stack::start(StackOptions { release: true, ..StackOptions::ephemeral(options.aws) }).await?;
     // The checkout alone: executing the orders would share moto with it (`bench orders` measures
     // both together).
     stack.stop_pollers().await;
@@ -46,7 +49,8 @@ pub async fn run(options: CheckoutBench) -> Result<()> {
     drive(8, Duration::from_secs(1), checkout(url.clone(), Arc::default())).await?;
 
     println!(
-        "checkouts through the gateway of the embedded default ({} cores); {:.1} s per point",
+        "checkouts through the gateway of the embedded default on {} ({} cores); {:.1} s per point",
+        options.aws.name(),
         cores(),
         options.seconds
     );
@@ -188,7 +192,7 @@ fn mean_hops(recorded: &[BTreeMap<String, f64>]) -> BTreeMap<String, f64> {
 }
 
 /// CPU seconds so far of our processes (the functions and the books database) and of the
-/// emulators (moto server, cargo lambda watch). The gateway runs inside this process, with the
+/// emulators (MiniStack or moto server, cargo lambda watch). The gateway runs inside this process, with the
 /// load generator, and is counted in neither.
 pub(super) struct CpuSeconds {
     pub ours: f64,
@@ -221,7 +225,11 @@ pub(super) fn cpu_seconds() -> CpuSeconds {
         let seconds = (utime.parse::<f64>().unwrap_or(0.0) + stime.parse::<f64>().unwrap_or(0.0)) / ticks;
         if OURS.contains(&comm) {
             total.ours += seconds;
-        } else if comm.starts_with("moto") || comm.starts_with("cargo-lambda") || comm == "python" || comm == "python3"
+        } else if comm.starts_with("moto")
+            || comm.starts_with("ministack")
+            || comm.starts_with("cargo-lambda")
+            || comm == "python"
+            || comm == "python3"
         {
             total.emulators += seconds;
         }

@@ -13,10 +13,13 @@ use serde_json::{Value, json};
 
 use super::checkout::{cpu_seconds, order_body};
 use super::load::{Sample, drive};
-use crate::stack::{Stack, StackOptions, emulator_clients};
+use crate::stack::{AwsEmulator, Stack, StackOptions, emulator_clients};
 
 #[derive(clap::Args)]
 pub struct OrdersBench {
+    /// The AWS emulator to measure on.
+    #[arg(long, env = "BOOKSTORE_AWS", value_enum, default_value_t = AwsEmulator::Ministack)]
+    aws: AwsEmulator,
     /// Seconds the shoppers check out for, in each part.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
@@ -34,8 +37,8 @@ pub async fn run(options: OrdersBench) -> Result<()> {
     if options.seconds <= 0.0 || options.clients == 0 {
         bail!("--seconds and --clients must be positive");
     }
-    eprintln!("starting the embedded default (release build)...");
-    let mut stack = Stack::start(StackOptions { release: true, ..StackOptions::ephemeral() }).await?;
+    eprintln!("starting the embedded default on {} (release build)...", options.aws.name());
+    let mut stack = Stack::start(StackOptions { release: true, ..StackOptions::ephemeral(options.aws) }).await?;
     let db = stack.books_db.client()?;
     for book in BOOKS {
         db.set(&format!("stock/{book}"), json!(1_000_000)).await?;
@@ -44,8 +47,10 @@ pub async fn run(options: OrdersBench) -> Result<()> {
     let (placed, ids) = place_orders(&stack, &options).await?;
     let histories = wait_for(&stack, &ids).await?;
     println!(
-        "orders on the embedded default (2 executor slots, {} shoppers, {:.1} s)",
-        options.clients, options.seconds
+        "orders on the embedded default on {} (2 executor slots, {} shoppers, {:.1} s)",
+        options.aws.name(),
+        options.clients,
+        options.seconds
     );
     println!("\nend to end, the executors running while shoppers check out:");
     println!("  approved: {} ({:.1}/s, {} errors)", ids.len(), placed.throughput(), placed.errors);

@@ -9,6 +9,14 @@ use xtask::stack::Stack;
 
 pub const CARD: &str = "4111 1111 1111 1111";
 
+/// Held while a test runs its stack: the tests of one file run one stack at a time, since two
+/// (each with its emulator, functions and books database) on two cores slow each other into
+/// time-outs.
+pub async fn one_stack_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static STACKS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    STACKS.lock().await
+}
+
 pub fn order(overrides: Value) -> Value {
     let mut body = json!({
         "user": {"name": "Ada Lovelace", "contact": "ada.lovelace@example.org"},
