@@ -77,10 +77,15 @@ impl AwsEmulator {
             }
             Self::Ministack => {
                 let venv = venv::ministack()?;
-                let mut command = venv.command(&venv.bin("ministack").to_string_lossy());
+                // MiniStack's ASGI app under uvicorn (httptools, uvloop) rather than its own
+                // Hypercorn: see tools/ministack-requirements.txt.
+                let mut command = venv.command(&venv.bin("python").to_string_lossy());
                 command
+                    .args(["-m", "uvicorn", "ministack.app:app", "--host", "127.0.0.1", "--port", &port.to_string()])
+                    .args(["--loop", "uvloop", "--http", "httptools", "--timeout-keep-alive", "75"])
+                    .args(["--no-access-log", "--log-level", "warning"])
+                    // Where it says its queues are (queue URLs).
                     .env("GATEWAY_PORT", port.to_string())
-                    .env("BIND_HOST", "127.0.0.1")
                     .env("MINISTACK_HOST", "127.0.0.1")
                     .env("SERVICES", "dynamodb,sqs")
                     // No listeners beyond the gateway port (IoT's MQTT on 0.0.0.0:8883, SFTP).
