@@ -44,16 +44,6 @@ pub struct EmulatorLaunch {
 }
 
 impl AwsEmulator {
-    /// `BOOKSTORE_AWS` (`ministack` or `moto`) for the test suite and the benchmarks; MiniStack
-    /// when unset.
-    pub fn from_env() -> Result<Self> {
-        match std::env::var("BOOKSTORE_AWS").ok().filter(|v| !v.is_empty()) {
-            None => Ok(Self::default()),
-            Some(name) => <Self as clap::ValueEnum>::from_str(&name, true)
-                .map_err(|_| anyhow::anyhow!("BOOKSTORE_AWS={name}: expected ministack or moto")),
-        }
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Self::Ministack => "MiniStack",
