@@ -503,7 +503,14 @@ fn addr(port: u16) -> Result<SocketAddr> {
 }
 
 /// Starts `command` with its output in `log`, tied to this process (killed if it dies).
+/// The previous run's log, if any, is kept beside it as `NAME.previous.log`: after a crash and a
+/// restart it tells what happened.
 pub fn spawn_logged(command: &mut std::process::Command, log: &Path) -> Result<Child> {
+    if log.exists() {
+        let previous = log.with_extension("previous.log");
+        std::fs::rename(log, &previous)
+            .with_context(|| format!("moving {} to {}", log.display(), previous.display()))?;
+    }
     let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     command.stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file);
     let program = command.get_program().to_string_lossy().to_string();

@@ -62,6 +62,8 @@ async fn an_order_executing_at_ctrl_c_commits_once_after_a_restart() {
     assert!(stopped.success(), "cargo xtask up exited with {stopped} on Ctrl-C");
 
     let up = Up::start(data.path(), &ports).await;
+    let kept = data.path().join("logs/cargo-lambda-watch.previous.log");
+    assert!(kept.exists(), "the first run's function logs are kept beside the new ones");
     let (status, recorded) = get(&http, &order_url).await;
     assert_eq!(status, 200, "the order is readable after the restart: {recorded}");
     let done = poll(&http, &order_url, |order| order["status"] == "committed" || order["status"] == "failed").await;
