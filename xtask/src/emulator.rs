@@ -8,6 +8,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+use crate::stack::Stop;
 use crate::venv;
 
 /// moto server's own application (what `moto_server` serves), served by waitress instead of
@@ -39,8 +40,8 @@ pub struct EmulatorLaunch {
     pub command: Command,
     /// A path that answers once it serves requests.
     pub ready_path: &'static str,
-    /// Whether it must be stopped with SIGTERM and waited for (to save its state).
-    pub stops_gracefully: bool,
+    /// How it is stopped: with SIGTERM, waited for, when it has state to save.
+    pub stop: Stop,
 }
 
 impl AwsEmulator {
@@ -63,7 +64,7 @@ impl AwsEmulator {
             Self::Moto => {
                 let mut command = venv::ensure()?.command("python");
                 command.args(["-c", MOTO_SERVER, "127.0.0.1", &port.to_string()]);
-                Ok(EmulatorLaunch { command, ready_path: "/moto-api/", stops_gracefully: false })
+                Ok(EmulatorLaunch { command, ready_path: "/moto-api/", stop: Stop::Kill })
             }
             Self::Ministack => {
                 let venv = venv::ministack()?;
@@ -91,7 +92,8 @@ impl AwsEmulator {
                 // Its own process group: a Ctrl-C in the terminal reaches `cargo xtask up` alone,
                 // which stops MiniStack after the pollers have given their messages back.
                 command.process_group(0);
-                Ok(EmulatorLaunch { command, ready_path: "/_ministack/health", stops_gracefully: state_dir.is_some() })
+                let stop = if state_dir.is_some() { Stop::Terminate } else { Stop::Kill };
+                Ok(EmulatorLaunch { command, ready_path: "/_ministack/health", stop })
             }
         }
     }

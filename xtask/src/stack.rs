@@ -29,6 +29,9 @@ use crate::venv;
 
 pub(crate) const REGION: &str = "us-east-1";
 
+/// The name the stack gives `cargo lambda watch` among its processes.
+const WATCH: &str = "cargo lambda watch";
+
 /// How long a stopping emulator may take to save its state before it is killed.
 const EMULATOR_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -116,8 +119,7 @@ impl Stack {
         let state_dir = temporary.is_none().then(|| crate::emulator::state_dir(&data_dir));
         let mut launch = options.aws.launch(aws_addr.port(), state_dir.as_deref())?;
         let log = logs.join(format!("{}.log", options.aws.name().to_lowercase()));
-        let stop = if launch.stops_gracefully { Stop::Terminate } else { Stop::Kill };
-        stack_guard.push(options.aws.name(), spawn_logged(&mut launch.command, &log)?, stop);
+        stack_guard.push(options.aws.name(), spawn_logged(&mut launch.command, &log)?, launch.stop);
         stack_guard
             .wait_until_serving(&format!("{aws_endpoint}{}", launch.ready_path), &log, Duration::from_secs(60))
             .await?;
@@ -198,11 +200,7 @@ impl Stack {
             .current_dir(&workspace)
             // Its own process group, so that stopping it stops the functions it runs too.
             .process_group(0);
-        stack_guard.push(
-            "cargo lambda watch",
-            spawn_logged(&mut watch, &logs.join("cargo-lambda-watch.log"))?,
-            Stop::Kill,
-        );
+        stack_guard.push(WATCH, spawn_logged(&mut watch, &logs.join("cargo-lambda-watch.log"))?, Stop::Kill);
 
         let routes: Vec<(Route, String)> =
             functions.iter().flat_map(|f| f.routes.iter().map(|r| (r.clone(), f.binary.clone()))).collect();
@@ -276,7 +274,7 @@ impl Stack {
     pub async fn shutdown(mut self) {
         self.gateway.abort();
         self.pollers_stop.store(true, Ordering::SeqCst);
-        if let Some(index) = self.processes.iter().position(|p| p.name == "cargo lambda watch") {
+        if let Some(index) = self.processes.iter().position(|p| p.name == WATCH) {
             let mut watch = self.processes.remove(index);
             watch.stop();
         }
