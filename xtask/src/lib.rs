@@ -3,9 +3,12 @@
 
 pub mod bench;
 pub mod browser;
+pub mod containers;
 pub mod emulator;
 pub mod fraud_model;
 pub mod gateway;
+pub mod images;
+pub mod nemesis;
 pub mod poller;
 pub mod recovery;
 pub mod redrive;

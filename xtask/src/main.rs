@@ -1,7 +1,7 @@
 //! Project tasks: `cargo xtask up` runs the system, `cargo xtask test` runs every test,
 //! `cargo xtask bench raft` measures the books database against etcd.
 
-use xtask::{bench, browser, cargo, fraud_model, redrive, up, venv};
+use xtask::{bench, browser, cargo, fraud_model, images, nemesis, redrive, up, venv};
 
 use std::process::ExitCode;
 
@@ -33,6 +33,12 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build the container images here (nothing is pulled): bookstore/raft-node, and
+    /// bookstore/etcd where Debian's etcd-server is installed.
+    Images,
+    /// Run the container cluster under faults (kill, pause, partition) with clients recording a
+    /// history; check it for linearizability and lost writes.
+    Nemesis(nemesis::Nemesis),
     /// Run a benchmark and print its figures.
     #[command(subcommand)]
     Bench(bench::Bench),
@@ -73,6 +79,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Task::TrainFraudModel(options) => {
             fraud_model::run(options)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::Images => {
+            images::run()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::Nemesis(options) => {
+            nemesis::run(options)?;
             Ok(ExitCode::SUCCESS)
         }
         Task::Bench(bench) => {

@@ -2,6 +2,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -50,6 +51,8 @@ pub struct BooksDb {
     /// Idempotency keys are `{client_id}:{seq}`: unique per write, the same for its retries.
     client_id: String,
     seq: AtomicU64,
+    /// `Bearer SECRET` for membership changes, when the cluster has a secret.
+    cluster_secret: Option<HeaderValue>,
 }
 
 /// Time allowed to one call: per attempt, and in all.
@@ -110,7 +113,18 @@ impl BooksDb {
             preferred: AtomicUsize::new(0),
             client_id: uuid::Uuid::new_v4().simple().to_string(),
             seq: AtomicU64::new(0),
+            cluster_secret: None,
         })
+    }
+
+    /// Sends `secret` with membership changes, which a cluster started with
+    /// `--cluster-secret-file` refuses (401) without it. Reads and writes never carry it.
+    pub fn with_cluster_secret(mut self, secret: &str) -> Result<Self, Error> {
+        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", secret.trim_end()))
+            .map_err(|_| Error::Config("the cluster secret must be visible ASCII".into()))?;
+        bearer.set_sensitive(true);
+        self.cluster_secret = Some(bearer);
+        Ok(self)
     }
 
     pub fn endpoints(&self) -> &[String] {
@@ -188,7 +202,7 @@ impl BooksDb {
     /// The status of one node, by its URL; no retries.
     pub async fn status_of(&self, endpoint: &str) -> Result<ClusterStatus, Error> {
         let timeout = self.options.attempt_timeout;
-        match self.attempt(endpoint, &Method::GET, "/cluster/status", None, None, timeout).await {
+        match self.attempt(endpoint, &Method::GET, "/cluster/status", None, &HeaderMap::new(), timeout).await {
             Attempt::Done(StatusCode::OK, body) => decode(&body),
             Attempt::Done(status, body) => Err(Error::from_body(status.as_u16(), &body)),
             Attempt::Retry(last) => Err(Error::Unavailable { attempts: 1, last }),
@@ -208,7 +222,7 @@ impl BooksDb {
 
     async fn change_members<B: Serialize>(&self, path: &str, body: &B) -> Result<(), Error> {
         let budget = Budget { attempt: MEMBERSHIP_TIMEOUT, deadline: MEMBERSHIP_TIMEOUT + self.options.deadline };
-        let (status, body) = self.call_within(Method::POST, path, Some(body), true, budget).await?;
+        let (status, body) = self.call_within(Method::POST, path, Some(body), true, true, budget).await?;
         if status.is_success() { Ok(()) } else { Err(Error::from_body(status.as_u16(), &body)) }
     }
 
@@ -231,7 +245,7 @@ impl BooksDb {
         write: bool,
     ) -> Result<(StatusCode, Vec<u8>), Error> {
         let budget = Budget { attempt: self.options.attempt_timeout, deadline: self.options.deadline };
-        self.call_within(method, path, body, write, budget).await
+        self.call_within(method, path, body, write, false, budget).await
     }
 
     /// Sends one request, failing over between nodes and backing off, until a node gives a
@@ -242,13 +256,22 @@ impl BooksDb {
         path: &str,
         body: Option<&B>,
         write: bool,
+        admin: bool,
         budget: Budget,
     ) -> Result<(StatusCode, Vec<u8>), Error> {
         let body = body
             .map(serde_json::to_vec)
             .transpose()
             .map_err(|e| Error::Protocol(format!("cannot encode the request: {e}")))?;
-        let idempotency_key = write.then(|| format!("{}:{}", self.client_id, self.seq.fetch_add(1, Ordering::Relaxed)));
+        let mut headers = HeaderMap::new();
+        if write {
+            let key = format!("{}:{}", self.client_id, self.seq.fetch_add(1, Ordering::Relaxed));
+            let key = HeaderValue::from_str(&key).map_err(|e| Error::Protocol(format!("idempotency key: {e}")))?;
+            headers.insert(IDEMPOTENCY_KEY, key);
+        }
+        if admin && let Some(secret) = &self.cluster_secret {
+            headers.insert(AUTHORIZATION, secret.clone());
+        }
         let started = Instant::now();
         let mut delays = ExponentialBuilder::default()
             .with_min_delay(self.options.min_backoff)
@@ -262,7 +285,7 @@ impl BooksDb {
             let endpoint = &self.endpoints[index % self.endpoints.len()];
             attempts += 1;
             let timeout = budget.attempt.min(budget.deadline.saturating_sub(started.elapsed()));
-            match self.attempt(endpoint, &method, path, body.as_deref(), idempotency_key.as_deref(), timeout).await {
+            match self.attempt(endpoint, &method, path, body.as_deref(), &headers, timeout).await {
                 Attempt::Done(status, body) => {
                     self.preferred.store(index % self.endpoints.len(), Ordering::Relaxed);
                     return Ok((status, body));
@@ -286,15 +309,13 @@ impl BooksDb {
         method: &Method,
         path: &str,
         body: Option<&[u8]>,
-        idempotency_key: Option<&str>,
+        headers: &HeaderMap,
         timeout: Duration,
     ) -> Attempt {
-        let mut request = self.http.request(method.clone(), format!("{endpoint}{path}")).timeout(timeout);
+        let mut request =
+            self.http.request(method.clone(), format!("{endpoint}{path}")).timeout(timeout).headers(headers.clone());
         if let Some(body) = body {
             request = request.header("content-type", "application/json").body(body.to_vec());
-        }
-        if let Some(key) = idempotency_key {
-            request = request.header(IDEMPOTENCY_KEY, key);
         }
         let response = match request.send().await {
             Ok(response) => response,

@@ -1,7 +1,8 @@
 //! Runs a books-database cluster of real `raft-node` processes on this machine, for tests,
 //! benchmarks and the embedded default: free loopback ports, data dirs in a temporary folder, and
 //! the faults a test needs (kill -9, pause, restart). Every process it starts is killed when the
-//! [`LocalCluster`] is dropped, also when a test panics.
+//! [`LocalCluster`] is dropped, also when a test panics. The nodes share a cluster secret (a file
+//! in the cluster's folder, made once), so membership changes need the client of [`LocalCluster::client`].
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -77,7 +78,11 @@ pub struct LocalCluster {
     root: Root,
     /// For status polls: short timeouts, so a paused node does not hold a poll up.
     probe: BooksDb,
+    secret: String,
 }
+
+/// The secret's file in the cluster's folder.
+pub const SECRET_FILE: &str = "cluster-secret";
 
 impl LocalCluster {
     /// Starts nodes `1..=size` of `binary` (a `raft-node`) as one cluster, with `extra_args`
@@ -108,9 +113,14 @@ impl LocalCluster {
             deadline: Duration::from_millis(500),
             ..ClientOptions::default()
         };
+        let secret_file = root.path().join(SECRET_FILE);
+        let secret = read_or_create_secret(&secret_file)?;
+        let mut extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        extra_args.extend(["--cluster-secret-file".to_string(), secret_file.display().to_string()]);
         let mut cluster = Self {
             binary,
-            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            extra_args,
+            secret,
             nodes: BTreeMap::new(),
             probe: BooksDb::with_options(addrs.iter().map(|a| format!("http://{a}")), probe_options)?,
             root,
@@ -164,9 +174,14 @@ impl LocalCluster {
         self.nodes.values().map(LocalNode::url).collect()
     }
 
-    /// A client that knows every node.
+    /// A client that knows every node and the cluster secret.
     pub fn client(&self) -> Result<BooksDb, HarnessError> {
-        Ok(BooksDb::new(self.urls())?)
+        Ok(BooksDb::new(self.urls())?.with_cluster_secret(&self.secret)?)
+    }
+
+    /// The secret the nodes were started with.
+    pub fn secret(&self) -> &str {
+        &self.secret
     }
 
     /// A client that talks to one node only.
@@ -273,7 +288,6 @@ impl LocalCluster {
     /// leader included) agree; returns the leader's id.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<u64, HarnessError> {
         let deadline = Instant::now() + timeout;
-        let majority = self.nodes.len() / 2 + 1;
         loop {
             let mut statuses = Vec::new();
             for id in self.nodes.keys() {
@@ -281,11 +295,8 @@ impl LocalCluster {
                     statuses.push(status);
                 }
             }
-            if let Some(leader) = statuses.iter().find(|s| s.role == "leader") {
-                let agreeing = statuses.iter().filter(|s| s.leader == Some(leader.id) && s.term == leader.term).count();
-                if agreeing >= majority {
-                    return Ok(leader.id);
-                }
+            if let Some(leader) = agreed_leader(&statuses, self.nodes.len()) {
+                return Ok(leader);
             }
             if Instant::now() >= deadline {
                 return Err(HarnessError::Timeout(timeout, "a leader".into()));
@@ -330,6 +341,31 @@ pub fn spawn_tied(command: &mut Command) -> std::io::Result<Child> {
         });
     }
     command.spawn()
+}
+
+/// The node that says it leads, if a majority of a cluster of `size` (the leader included) agree
+/// with it in the same term.
+pub fn agreed_leader(statuses: &[ClusterStatus], size: usize) -> Option<u64> {
+    let leader = statuses.iter().find(|s| s.role == "leader")?;
+    let agreeing = statuses.iter().filter(|s| s.leader == Some(leader.id) && s.term == leader.term).count();
+    (agreeing > size / 2).then_some(leader.id)
+}
+
+/// The secret in `path`, or a new random one written there (readable by its owner only).
+pub fn read_or_create_secret(path: &Path) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::read_to_string(path) {
+        Ok(secret) => return Ok(secret.trim_end().to_string()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
+    }
+    let mut random = [0u8; 24];
+    File::open("/dev/urandom")?.read_exact(&mut random)?;
+    let secret: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = File::options().write(true).create_new(true).mode(0o600).open(path)?;
+    writeln!(file, "{secret}")?;
+    Ok(secret)
 }
 
 /// Loopback addresses with ports that were free a moment ago: all held open together, so they

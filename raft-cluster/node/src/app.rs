@@ -10,6 +10,7 @@ use openraft::{BasicNode, ReadPolicy};
 
 use crate::api::{ApiError, Incoming};
 use crate::command::{Command, CommandResult, Operation, now_ms};
+use crate::secret::ClusterSecret;
 use crate::store::StateMachineStore;
 use crate::{NodeConfig, NodeId, Raft, TypeConfig};
 
@@ -23,6 +24,8 @@ pub struct App {
     pub config: NodeConfig,
     /// For forwarding requests to the leader.
     pub http: reqwest::Client,
+    /// What `/raft/*` and membership changes need, if the node was given one.
+    pub secret: Option<ClusterSecret>,
 }
 
 /// Where a request is served.
@@ -119,7 +122,10 @@ impl App {
             .timeout(timeout + Duration::from_millis(500))
             .header(FORWARDED_BY, self.id.to_string())
             .body(request.body.clone());
-        for name in [axum::http::header::CONTENT_TYPE.as_str(), IDEMPOTENCY_KEY] {
+        // The secret travels on with a membership change: the leader checks it again.
+        let names =
+            [axum::http::header::CONTENT_TYPE.as_str(), axum::http::header::AUTHORIZATION.as_str(), IDEMPOTENCY_KEY];
+        for name in names {
             if let Some(value) = request.headers.get(name) {
                 forwarded = forwarded.header(name, value.as_bytes());
             }

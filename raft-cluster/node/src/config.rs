@@ -14,9 +14,13 @@ pub struct NodeConfig {
     /// This node's id; must match the data dir's owner.
     #[arg(long)]
     pub id: u64,
-    /// HOST:PORT to serve the HTTP API and the Raft RPCs on.
+    /// HOST:PORT to serve the HTTP API and the Raft RPCs on, as the peers reach it.
     #[arg(long)]
     pub addr: String,
+    /// Local address to bind, when it differs from --addr (in a container: 0.0.0.0:7001, while
+    /// peers know the node by its host name).
+    #[arg(long)]
+    pub listen: Option<String>,
     /// Directory for this node's durable state; created when missing.
     #[arg(long)]
     pub data_dir: PathBuf,
@@ -24,6 +28,13 @@ pub struct NodeConfig {
     /// cluster. A node whose id is not in the list waits to be added as a learner.
     #[arg(long, value_parser = parse_peers)]
     pub peers: Peers,
+    /// File whose first line is the cluster secret. With it, the Raft RPCs (`/raft/*`) and the
+    /// membership changes (`/cluster/learners`, `/cluster/membership`) need `Authorization:
+    /// Bearer SECRET` (401 otherwise), and this node sends it to its peers. Every node of a
+    /// cluster must be given the same secret. Without it those routes are open to anyone who
+    /// can reach the node, and the node says so at start.
+    #[arg(long, env = "RAFT_NODE_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// Leader heartbeat interval.
     #[arg(long, default_value_t = 100)]
     pub heartbeat_ms: u64,

@@ -6,13 +6,16 @@
 //! - [`api`]: the HTTP routes (client API, cluster admin, Raft RPCs)
 //! - [`app`]: what the handlers share, and the way to the leader
 //! - [`node`]: starting a node from its [`config`]
+//! - [`secret`]: the cluster secret that guards the Raft RPCs and membership changes
 
 pub mod api;
 pub mod app;
 pub mod command;
 pub mod config;
+pub mod health;
 pub mod network;
 pub mod node;
+pub mod secret;
 pub mod store;
 
 pub use config::NodeConfig;

@@ -1,11 +1,26 @@
-//! `raft-node`: one node of the books database.
+//! `raft-node`: one node of the books database; `raft-node health` checks one.
 
 use clap::Parser;
 use raft_node::NodeConfig;
+use raft_node::health::HealthCheck;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() {
+    // A subcommand would make every node flag optional to clap; the health check is separate.
+    if std::env::args().nth(1).as_deref() == Some("health") {
+        let check = HealthCheck::parse_from(std::env::args().skip(1));
+        match check.run().await {
+            Ok(status) => {
+                println!("node {} is {} (leader {:?}, term {})", status.id, status.role, status.leader, status.term)
+            }
+            Err(why) => {
+                eprintln!("raft-node health: {why}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let config = NodeConfig::parse();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn")))

@@ -11,17 +11,20 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
+use crate::secret::ClusterSecret;
 use crate::{NodeId, Snapshot, TypeConfig, Vote};
 
 /// Makes a [`PeerClient`] per peer; all share one connection pool.
 #[derive(Clone)]
 pub struct PeerNetwork {
     http: reqwest::Client,
+    secret: Option<ClusterSecret>,
 }
 
 impl PeerNetwork {
-    pub fn new(http: reqwest::Client) -> Self {
-        Self { http }
+    /// `secret`, when given, goes with every RPC: peers refuse RPCs without it.
+    pub fn new(http: reqwest::Client, secret: Option<ClusterSecret>) -> Self {
+        Self { http, secret }
     }
 }
 
@@ -29,7 +32,12 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
-        PeerClient { target, base: format!("http://{}/raft", node.addr), http: self.http.clone() }
+        PeerClient {
+            target,
+            base: format!("http://{}/raft", node.addr),
+            http: self.http.clone(),
+            secret: self.secret.clone(),
+        }
     }
 }
 
@@ -37,6 +45,7 @@ pub struct PeerClient {
     target: NodeId,
     base: String,
     http: reqwest::Client,
+    secret: Option<ClusterSecret>,
 }
 
 impl PeerClient {
@@ -51,7 +60,11 @@ impl PeerClient {
         Resp: DeserializeOwned,
     {
         let url = format!("{}/{route}", self.base);
-        let response = self.http.post(&url).json(request).timeout(option.hard_ttl()).send().await.map_err(|e| {
+        let mut post = self.http.post(&url).json(request).timeout(option.hard_ttl());
+        if let Some(secret) = &self.secret {
+            post = post.header(reqwest::header::AUTHORIZATION, secret.bearer().as_bytes());
+        }
+        let response = post.send().await.map_err(|e| {
             if e.is_connect() {
                 RPCError::Unreachable(Unreachable::new(&e))
             } else {

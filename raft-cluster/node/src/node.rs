@@ -5,11 +5,13 @@ use std::future::Future;
 use std::sync::Arc;
 
 use openraft::errors::{InitializeError, RaftError};
+use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::{BasicNode, SnapshotPolicy};
 use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::network::PeerNetwork;
+use crate::secret::{ClusterSecret, SecretError};
 use crate::store::{self, OpenError};
 use crate::{NodeConfig, Raft};
 
@@ -22,6 +24,12 @@ pub enum StartError {
     Listen { addr: String, source: std::io::Error },
     #[error("--addr {addr} differs from node {id}'s address {listed} in --peers")]
     AddrMismatch { id: u64, addr: String, listed: String },
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(
+        "the data dir {data_dir} belongs to a cluster of {stored}, but --peers says {given}: start with the same --peers, or with an empty data dir (cargo xtask up --fresh)"
+    )]
+    PeersMismatch { data_dir: String, stored: String, given: String },
     #[error("invalid raft settings: {0}")]
     Settings(String),
     #[error("raft failed: {0}")]
@@ -37,9 +45,16 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     {
         return Err(StartError::AddrMismatch { id: config.id, addr: config.addr.clone(), listed: listed.clone() });
     }
-    let listener = TcpListener::bind(&config.addr)
-        .await
-        .map_err(|source| StartError::Listen { addr: config.addr.clone(), source })?;
+    let bind = config.listen.as_deref().unwrap_or(&config.addr);
+    let listener =
+        TcpListener::bind(bind).await.map_err(|source| StartError::Listen { addr: bind.to_string(), source })?;
+    let secret = config.cluster_secret_file.as_deref().map(ClusterSecret::read).transpose()?;
+    if secret.is_none() {
+        tracing::warn!(
+            node_id = config.id,
+            "no --cluster-secret-file: anyone who can reach this node can send Raft RPCs and change the membership"
+        );
+    }
     let (log, state) = store::open(&config.data_dir, config.id)?;
 
     let raft_config = openraft::Config {
@@ -59,18 +74,44 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     .map_err(|e| StartError::Settings(e.to_string()))?;
 
     let http = reqwest::Client::builder().no_proxy().build().map_err(|e| StartError::Raft(e.to_string()))?;
-    let raft = Raft::new(config.id, Arc::new(raft_config), PeerNetwork::new(http.clone()), log, state.clone())
-        .await
-        .map_err(|e| StartError::Raft(e.to_string()))?;
+    let raft =
+        Raft::new(config.id, Arc::new(raft_config), PeerNetwork::new(http.clone(), secret.clone()), log, state.clone())
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+    if let Err(e) = check_peers(&raft, &config) {
+        let _ = raft.shutdown().await;
+        return Err(e);
+    }
     bootstrap(&raft, &config).await?;
 
-    let app = Arc::new(App { id: config.id, raft: raft.clone(), state, config, http });
+    let app = Arc::new(App { id: config.id, raft: raft.clone(), state, config, http, secret });
     tracing::info!(node_id = app.id, addr = %app.config.addr, "serving");
     let served = axum::serve(listener, crate::api::router(app)).with_graceful_shutdown(shutdown).await;
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "raft did not shut down cleanly");
     }
     served.map_err(StartError::Serve)
+}
+
+/// A restarted node whose stored membership puts a node listed in `--peers` at another address
+/// would wait for peers that are not there (no leader, ever): refuse to start instead. Ids on one
+/// side only are fine: the membership may have grown or shrunk since the cluster was formed.
+fn check_peers(raft: &Raft, config: &NodeConfig) -> Result<(), StartError> {
+    let metrics = raft.metrics().borrow_watched().clone();
+    let membership = metrics.membership_config.membership();
+    let stored: BTreeMap<u64, String> = membership.nodes().map(|(id, node)| (*id, node.addr.clone())).collect();
+    let moved = config.peers.0.iter().any(|(id, addr)| stored.get(id).is_some_and(|was| was != addr));
+    if !moved {
+        return Ok(());
+    }
+    let list = |peers: &BTreeMap<u64, String>| {
+        peers.iter().map(|(id, addr)| format!("{id}={addr}")).collect::<Vec<_>>().join(",")
+    };
+    Err(StartError::PeersMismatch {
+        data_dir: config.data_dir.display().to_string(),
+        stored: list(&stored),
+        given: list(&config.peers.0),
+    })
 }
 
 /// A fresh node listed in `--peers` proposes the listed cluster. Every listed node does so with

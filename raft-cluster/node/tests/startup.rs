@@ -49,3 +49,41 @@ async fn refuses_another_nodes_data_dir_a_foreign_dir_a_busy_address_and_bad_pee
     assert_eq!(bad_peers.status.code(), Some(2), "a usage error");
     assert!(String::from_utf8_lossy(&bad_peers.stderr).contains("HOST:PORT"));
 }
+
+#[tokio::test]
+async fn refuses_a_data_dir_whose_cluster_lived_at_other_addresses() {
+    let mut cluster = LocalCluster::start(RAFT_NODE, 3, &[]).unwrap();
+    cluster.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+    for id in cluster.ids() {
+        cluster.kill(id).unwrap();
+    }
+    let used = cluster.node(1).unwrap().data_dir.to_str().unwrap().to_string();
+    // All three moved to new ports, as `cargo xtask up --books-db-port` would move them.
+    let moved = free_addrs(3).unwrap();
+    let peers = (1..).zip(&moved).map(|(id, a)| format!("{id}={a}")).collect::<Vec<_>>().join(",");
+    let output = raft_node("1", &moved[0], &used, &peers);
+    assert_refused(&output, "belongs to a cluster of 1=");
+    assert_refused(&output, "--fresh");
+}
+
+#[test]
+fn refuses_a_missing_or_short_cluster_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addrs(1).unwrap().remove(0);
+    let data = dir.path().join("data");
+    let secret = dir.path().join("secret");
+    let run = || {
+        Command::new(RAFT_NODE)
+            .args(["--id", "1", "--addr", &addr, "--peers", &format!("1={addr}")])
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--cluster-secret-file")
+            .arg(&secret)
+            .env("RUST_LOG", "off")
+            .output()
+            .expect("run raft-node")
+    };
+    assert_refused(&run(), "cannot read the cluster secret");
+    std::fs::write(&secret, "short\n").unwrap();
+    assert_refused(&run(), "at least 16");
+}

@@ -1,5 +1,7 @@
 //! The HTTP routes of a node: the key-value API, cluster admin, and the Raft RPCs of its peers.
+//! Membership changes and Raft RPCs need the cluster secret when the node has one.
 
+mod auth;
 mod cluster;
 mod error;
 mod kv;
@@ -8,10 +10,10 @@ mod request;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{any, get, post};
+use axum::{Router, middleware};
 
 use crate::app::App;
 
@@ -28,16 +30,22 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/kv/{*key}", get(kv::get).put(kv::set).patch(kv::update).delete(kv::delete))
         .route("/txn", post(kv::txn))
         .route("/cluster/status", get(cluster::status))
+        .layer(DefaultBodyLimit::max(app.config.max_body_bytes));
+    let guard = middleware::from_fn_with_state(app.clone(), auth::require_cluster_secret);
+    let membership = Router::new()
         .route("/cluster/learners", post(cluster::add_learner))
         .route("/cluster/membership", post(cluster::change_membership))
+        .route_layer(guard.clone())
         .layer(DefaultBodyLimit::max(app.config.max_body_bytes));
     let raft_rpc = Router::new()
         .route("/raft/append", post(raft_rpc::append))
         .route("/raft/vote", post(raft_rpc::vote))
         .route("/raft/pre-vote", post(raft_rpc::pre_vote))
         .route("/raft/snapshot", post(raft_rpc::snapshot))
+        .route_layer(guard)
         .layer(DefaultBodyLimit::max(MAX_RAFT_RPC_BYTES));
     client_api
+        .merge(membership)
         .merge(raft_rpc)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {

@@ -1,0 +1,129 @@
+//! The books database as three raft-node containers (raft-cluster/compose.yaml) on this
+//! machine's Docker engine, from the image `cargo xtask images` builds here: replication across
+//! containers, a killed leader, a cut-off minority, the cluster secret, and a short nemesis run
+//! checked for linearizability. Without a Docker engine these tests fail and say so.
+
+use std::time::{Duration, Instant};
+
+use books_db_client::{ClientOptions, Error};
+use serde_json::json;
+use xtask::containers::{ComposeCluster, check_docker, unique_project};
+use xtask::nemesis::{self, Nemesis};
+
+/// The image is built once per test process; the tests run one cluster at a time (two
+/// clusters and a nemesis on two cores would slow each other into time-outs).
+async fn one_cluster_at_a_time() -> tokio::sync::MutexGuard<'static, bool> {
+    static CLUSTERS: tokio::sync::Mutex<bool> = tokio::sync::Mutex::const_new(false);
+    let mut built = CLUSTERS.lock().await;
+    if let Err(e) = check_docker() {
+        panic!("these tests need a Docker engine (`docker info` must work): {e:#}");
+    }
+    if !*built {
+        tokio::task::block_in_place(xtask::images::build_raft_node).expect("build the raft-node image");
+        *built = true;
+    }
+    built
+}
+
+fn free_ports() -> [u16; 3] {
+    let addrs = raft_local_cluster::free_addrs(3).unwrap();
+    let port = |a: &String| a.rsplit(':').next().unwrap().parse().unwrap();
+    [port(&addrs[0]), port(&addrs[1]), port(&addrs[2])]
+}
+
+fn start(dir: &tempfile::TempDir) -> ComposeCluster {
+    ComposeCluster::start(&unique_project("test"), free_ports(), dir.path().join("secret"), true).expect("compose up")
+}
+
+/// Fails fast: a cut-off node must refuse, not keep the test waiting.
+fn impatient() -> ClientOptions {
+    ClientOptions {
+        attempt_timeout: Duration::from_millis(800),
+        deadline: Duration::from_millis(1_500),
+        ..ClientOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_replicate_survive_a_killed_leader_and_a_cut_off_minority() {
+    let _one = one_cluster_at_a_time().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = start(&dir);
+    let leader = cluster.wait_for_leader(Duration::from_secs(60)).await.unwrap();
+    let [a, b] =
+        <[u64; 2]>::try_from(cluster.ids().into_iter().filter(|id| *id != leader).collect::<Vec<_>>()).unwrap();
+
+    // A write through one container is read through another.
+    let through_a = cluster.client_of(a, ClientOptions::default()).unwrap();
+    through_a.set("across", json!("containers")).await.unwrap();
+    let through_b = cluster.client_of(b, ClientOptions::default()).unwrap();
+    assert_eq!(through_b.get("across").await.unwrap().unwrap().value, json!("containers"));
+
+    // Membership changes without the secret are refused; with it, accepted.
+    let http = reqwest::Client::new();
+    let url = format!("{}/cluster/membership", cluster.url(a).unwrap());
+    let anonymous = http.post(&url).json(&json!({"voters": [leader]})).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let status = through_b.status_of(&cluster.url(b).unwrap()).await.unwrap();
+    assert_eq!(status.members.len(), 3, "the anonymous change did nothing");
+    cluster.client().unwrap().change_membership(vec![1, 2, 3]).await.expect("with the secret");
+
+    // Kill the leader's container: another leader, and no acknowledged write lost.
+    let client = cluster.client().unwrap();
+    let mut acknowledged = Vec::new();
+    for i in 0..20 {
+        acknowledged.push((format!("acked/{i}"), client.set(&format!("acked/{i}"), json!(i)).await.unwrap()));
+    }
+    cluster.kill(leader).unwrap();
+    let new_leader = cluster.wait_for_leader(Duration::from_secs(30)).await.expect("a new leader");
+    assert_ne!(new_leader, leader);
+    let survivor = cluster.client_of(new_leader, ClientOptions::default()).unwrap();
+    for (key, version) in &acknowledged {
+        let entry = survivor.get(key).await.unwrap().unwrap_or_else(|| panic!("{key} was lost"));
+        assert_eq!(entry.version, *version, "{key}");
+    }
+    cluster.restart(leader).unwrap();
+    cluster.wait_for_leader(Duration::from_secs(30)).await.unwrap();
+
+    // Cut one node off: as a minority it accepts no write; the majority goes on; healed, the
+    // node catches up.
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await.unwrap();
+    let lone = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
+    cluster.disconnect(lone).unwrap();
+    let through_lone = cluster.client_of(lone, impatient()).unwrap();
+    let refused = through_lone.set("minority", json!(1)).await;
+    assert!(matches!(refused, Err(Error::Unavailable { .. })), "{refused:?}");
+    let majority = cluster.client_of(leader, ClientOptions::default()).unwrap();
+    assert_eq!(majority.get("minority").await.unwrap(), None, "the minority's write was not applied");
+    let version = majority.set("while-cut-off", json!("majority")).await.unwrap();
+    cluster.connect(lone).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let entry = cluster.client_of(lone, impatient()).unwrap().get_stale("while-cut-off").await;
+        if let Ok(Some(entry)) = entry {
+            assert_eq!(entry.version, version);
+            break;
+        }
+        assert!(Instant::now() < deadline, "node {lone} did not catch up after healing: {entry:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_nemesis_run_is_linearizable_and_loses_no_write() {
+    let _one = one_cluster_at_a_time().await;
+    let options = Nemesis {
+        runs: 1,
+        duration: Duration::from_secs(40),
+        clients: 6,
+        keys: 4,
+        fault_for: Duration::from_secs(3),
+        seed: 7,
+    };
+    let report = nemesis::run_once(&options, options.seed).await.expect("the nemesis run");
+    assert!(report.faults.len() >= 3, "faults: {:?}", report.faults);
+    assert!(report.operations > 500, "only {} operations", report.operations);
+    assert!(report.acknowledged_adds > 50, "only {} adds", report.acknowledged_adds);
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert!(report.lost.is_empty(), "lost: {:?}", report.lost);
+}
