@@ -2,6 +2,7 @@
 //! the stack too. `src/main.rs` is the `cargo xtask` command line.
 
 pub mod bench;
+pub mod books_db;
 pub mod browser;
 pub mod containers;
 pub mod emulator;

@@ -22,7 +22,9 @@ use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use aws_sdk_sqs::types::QueueAttributeName;
-use raft_local_cluster::{LocalCluster, free_addrs, spawn_tied};
+use raft_local_cluster::{free_addrs, spawn_tied};
+
+use crate::books_db::{BooksDbCluster, BooksDbMode};
 
 use crate::template::{Resolver, Route, Template};
 use crate::venv;
@@ -43,6 +45,8 @@ pub struct StackOptions {
     pub gateway_port: u16,
     pub aws_port: u16,
     pub watch_port: u16,
+    /// Processes or containers.
+    pub books_db: BooksDbMode,
     /// First of three consecutive ports for the books database; 0 picks free ones.
     pub books_db_port: u16,
     /// Data (the books database's, and the AWS emulator's where it keeps state) and logs; a
@@ -62,6 +66,7 @@ impl StackOptions {
             gateway_port: 0,
             aws_port: 0,
             watch_port: 0,
+            books_db: BooksDbMode::Processes,
             books_db_port: 0,
             data_dir: None,
             release: false,
@@ -78,7 +83,7 @@ pub struct Stack {
     pub aws_endpoint: String,
     /// `cargo lambda watch`: its Lambda Invoke API.
     pub watch_url: String,
-    pub books_db: LocalCluster,
+    pub books_db: BooksDbCluster,
     /// The environment every function runs with.
     pub function_env: BTreeMap<String, String>,
     /// Template logical id → local name (tables) or URL (queues).
@@ -133,19 +138,8 @@ impl Stack {
         resolver.refs.insert("AWS::Region".into(), REGION.into());
         let resources = create_resources(&template, &aws_endpoint, &mut resolver).await?;
 
-        let books_db_binary = crate::build_release("raft-node")?;
-        let books_db = match (options.books_db_port, &temporary) {
-            (0, Some(_)) => LocalCluster::start(&books_db_binary, 3, &[])?,
-            (port, _) => {
-                let addrs = if port == 0 {
-                    free_addrs(3)?
-                } else {
-                    (0..3).map(|i| format!("127.0.0.1:{}", port + i)).collect()
-                };
-                LocalCluster::start_kept(&books_db_binary, data_dir.join("books-db"), addrs, &[])?
-            }
-        };
-        books_db.wait_for_leader(Duration::from_secs(30)).await.context("the books database elected no leader")?;
+        let books_db =
+            BooksDbCluster::start(options.books_db, options.books_db_port, &data_dir, temporary.is_some()).await?;
         resolver.refs.insert("BooksDbUrl".into(), books_db.urls().join(","));
         let (dynamodb, _) = emulator_clients(&aws_endpoint);
         let orders_table = resources.get("OrdersTable").context("the template has no OrdersTable")?;

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 
+use crate::books_db::BooksDbMode;
 use crate::stack::{AwsEmulator, Stack, StackOptions};
 
 #[derive(clap::Args)]
@@ -19,6 +20,10 @@ pub struct Up {
     /// `cargo lambda watch`'s Lambda API.
     #[arg(long, env = "BOOKSTORE_LAMBDA_PORT", default_value_t = 9000)]
     lambda_port: u16,
+    /// The books database as raft-node processes, or as the container cluster of
+    /// raft-cluster/compose.yaml (needs a Docker engine; the image is built here).
+    #[arg(long, env = "BOOKSTORE_BOOKS_DB", value_enum, default_value_t = BooksDbMode::Processes)]
+    books_db: BooksDbMode,
     /// First of the three consecutive ports of the books database's nodes.
     #[arg(long, env = "BOOKS_DB_BASE_PORT", default_value_t = 7001)]
     books_db_port: u16,
@@ -66,6 +71,7 @@ pub fn run(options: Up) -> Result<()> {
             gateway_port: options.port,
             aws_port: options.aws_port,
             watch_port: options.lambda_port,
+            books_db: options.books_db,
             books_db_port: options.books_db_port,
             data_dir: Some(data_dir),
             release: options.release,

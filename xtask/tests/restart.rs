@@ -80,6 +80,14 @@ async fn an_order_executing_at_ctrl_c_commits_once_after_a_restart() {
     assert_eq!(orphan.value["state"], "aborted", "{orphan:?}");
     let stopped = up.interrupt().await;
     assert!(stopped.success(), "cargo xtask up exited with {stopped} on Ctrl-C");
+
+    // The same data on other books-database ports: the nodes' stored cluster lives at the old
+    // ones, so `up` stops with the node's one line, which says what to do.
+    let moved = Ports { books_db: three_consecutive_free_ports_from(ports.books_db + 3), ..Ports::free() };
+    let (status, stderr) = Up::run_to_exit(data.path(), &moved).await;
+    assert!(!status.success(), "{stderr}");
+    let last = stderr.trim().lines().last().unwrap_or_default();
+    assert!(last.contains("books database node") && last.contains("--fresh"), "{stderr}");
 }
 
 struct Ports {
@@ -98,7 +106,10 @@ impl Ports {
 
 /// The first of three consecutive free ports (the books database's nodes).
 fn three_consecutive_free_ports() -> u16 {
-    let start = 20_000 + (std::process::id() % 2_000) as u16 * 10;
+    three_consecutive_free_ports_from(20_000 + (std::process::id() % 2_000) as u16 * 10)
+}
+
+fn three_consecutive_free_ports_from(start: u16) -> u16 {
     (start..start + 10_000)
         .step_by(3)
         .find(|&base| (base..base + 3).all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok()))
@@ -112,8 +123,7 @@ struct Up {
 }
 
 impl Up {
-    /// Starts it and waits for its `ready:` line (the first start builds the functions).
-    async fn start(data: &Path, ports: &Ports) -> Up {
+    fn command(data: &Path, ports: &Ports) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
         command
             .arg("up")
@@ -128,7 +138,22 @@ impl Up {
             .stderr(std::fs::File::create(data.join("up.stderr")).unwrap())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = command.spawn().expect("cargo xtask up starts");
+        command
+    }
+
+    /// Runs it to its end (it is expected to fail at start); answers its status and stderr.
+    async fn run_to_exit(data: &Path, ports: &Ports) -> (std::process::ExitStatus, String) {
+        let mut child = Self::command(data, ports).spawn().expect("cargo xtask up starts");
+        let status = tokio::time::timeout(Duration::from_secs(300), child.wait())
+            .await
+            .expect("cargo xtask up ends by itself")
+            .expect("its exit status");
+        (status, std::fs::read_to_string(data.join("up.stderr")).unwrap_or_default())
+    }
+
+    /// Starts it and waits for its `ready:` line (the first start builds the functions).
+    async fn start(data: &Path, ports: &Ports) -> Up {
+        let mut child = Self::command(data, ports).spawn().expect("cargo xtask up starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let ready = tokio::time::timeout(Duration::from_secs(900), async {
             while let Some(line) = lines.next_line().await.unwrap() {

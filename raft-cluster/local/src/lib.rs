@@ -305,6 +305,22 @@ impl LocalCluster {
         }
     }
 
+    /// A node whose process has exited on its own, with the last line of its log (why it
+    /// stopped).
+    pub fn exited(&self) -> Option<(u64, String)> {
+        for node in self.nodes.values() {
+            let Some(child) = &node.child else { continue };
+            let pid = child.id();
+            // Not reaped yet: a zombie (state Z) has exited. /proc keeps `&self` enough here.
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
+            if state == Some("Z") {
+                return Some((node.id, self.log_tail(node.id, 1)));
+            }
+        }
+        None
+    }
+
     /// The last lines of node `id`'s log, to explain a failure.
     pub fn log_tail(&self, id: u64, lines: usize) -> String {
         let Ok(node) = self.node(id) else { return String::new() };

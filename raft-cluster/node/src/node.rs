@@ -5,7 +5,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use openraft::errors::{InitializeError, RaftError};
-use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::{BasicNode, SnapshotPolicy};
 use tokio::net::TcpListener;
 
@@ -78,7 +77,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         Raft::new(config.id, Arc::new(raft_config), PeerNetwork::new(http.clone(), secret.clone()), log, state.clone())
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
-    if let Err(e) = check_peers(&raft, &config) {
+    if let Err(e) = check_peers(&raft, &config).await {
         let _ = raft.shutdown().await;
         return Err(e);
     }
@@ -96,10 +95,16 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
 /// A restarted node whose stored membership puts a node listed in `--peers` at another address
 /// would wait for peers that are not there (no leader, ever): refuse to start instead. Ids on one
 /// side only are fine: the membership may have grown or shrunk since the cluster was formed.
-fn check_peers(raft: &Raft, config: &NodeConfig) -> Result<(), StartError> {
-    let metrics = raft.metrics().borrow_watched().clone();
-    let membership = metrics.membership_config.membership();
-    let stored: BTreeMap<u64, String> = membership.nodes().map(|(id, node)| (*id, node.addr.clone())).collect();
+async fn check_peers(raft: &Raft, config: &NodeConfig) -> Result<(), StartError> {
+    // Asked of Raft's own state, which holds the stored membership once loaded; the metrics may
+    // not have been published yet.
+    let stored: BTreeMap<u64, String> = raft
+        .with_raft_state(|state| {
+            let membership = state.membership_state.effective().membership();
+            membership.nodes().map(|(id, node)| (*id, node.addr.clone())).collect()
+        })
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
     let moved = config.peers.0.iter().any(|(id, addr)| stored.get(id).is_some_and(|was| was != addr));
     if !moved {
         return Ok(());

@@ -57,13 +57,15 @@ async fn refuses_a_data_dir_whose_cluster_lived_at_other_addresses() {
     for id in cluster.ids() {
         cluster.kill(id).unwrap();
     }
-    let used = cluster.node(1).unwrap().data_dir.to_str().unwrap().to_string();
     // All three moved to new ports, as `cargo xtask up --books-db-port` would move them.
     let moved = free_addrs(3).unwrap();
     let peers = (1..).zip(&moved).map(|(id, a)| format!("{id}={a}")).collect::<Vec<_>>().join(",");
-    let output = raft_node("1", &moved[0], &used, &peers);
-    assert_refused(&output, "belongs to a cluster of 1=");
-    assert_refused(&output, "--fresh");
+    for (id, addr) in (1..=3u64).zip(&moved) {
+        let used = cluster.node(id).unwrap().data_dir.to_str().unwrap().to_string();
+        let output = raft_node(&id.to_string(), addr, &used, &peers);
+        assert_refused(&output, "belongs to a cluster of 1=");
+        assert_refused(&output, "--fresh");
+    }
 }
 
 #[test]

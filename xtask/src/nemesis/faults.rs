@@ -35,6 +35,14 @@ pub struct Applied {
     pub node: u64,
 }
 
+impl Applied {
+    /// The fault and its target, without the node: "killed the leader".
+    pub fn kind(&self) -> String {
+        let text = self.to_string();
+        text.split(',').next().unwrap_or_default().to_string()
+    }
+}
+
 impl std::fmt::Display for Applied {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let what = match self.fault {

@@ -49,7 +49,8 @@ pub struct RunReport {
     pub operations: usize,
     pub unknown: usize,
     pub acknowledged_adds: usize,
-    pub faults: Vec<String>,
+    /// Each fault with when it began, since the start of the run.
+    pub faults: Vec<(Duration, faults::Applied)>,
     pub violations: Vec<checker::Violation>,
     /// Acknowledged set adds missing from the final read.
     pub lost: Vec<String>,
@@ -68,6 +69,7 @@ pub fn run(options: Nemesis) -> Result<()> {
     crate::images::build_raft_node()?;
     let runtime = tokio::runtime::Runtime::new()?;
     let (mut operations, mut faults, mut violations, mut lost) = (0, 0, 0, 0);
+    let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
     for index in 0..options.runs {
         let report = runtime.block_on(run_once(&options, options.seed + index as u64))?;
         println!(
@@ -87,6 +89,9 @@ pub fn run(options: Nemesis) -> Result<()> {
         for key in &report.lost {
             println!("  lost: the acknowledged add of {key}");
         }
+        for (_, applied) in &report.faults {
+            *kinds.entry(applied.kind()).or_default() += 1;
+        }
         operations += report.operations;
         faults += report.faults.len();
         violations += report.violations.len();
@@ -96,6 +101,8 @@ pub fn run(options: Nemesis) -> Result<()> {
         "nemesis: {} runs, {operations} operations, {faults} faults, {violations} linearizability violations, {lost} lost writes",
         options.runs
     );
+    let kinds: Vec<String> = kinds.iter().map(|(kind, n)| format!("{n} {kind}")).collect();
+    println!("faults: {}", kinds.join(", "));
     if violations + lost > 0 {
         bail!("the books database lost writes or answered non-linearizably");
     }
@@ -134,7 +141,7 @@ pub async fn run_once(options: &Nemesis, seed: u64) -> Result<RunReport> {
     tokio::time::sleep(calm.min(options.duration / 4)).await;
     while started.elapsed() + options.fault_for * 2 <= options.duration {
         let applied = faults::inject(&mut cluster, &mut rng).await?;
-        report.faults.push(format!("{:.1} s: {applied}", started.elapsed().as_secs_f64()));
+        report.faults.push((started.elapsed(), applied));
         let jitter = rng.random_range(0.5..1.5);
         tokio::time::sleep(options.fault_for.mul_f64(jitter)).await;
         faults::heal(&mut cluster, applied)?;
