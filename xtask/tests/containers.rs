@@ -64,6 +64,9 @@ async fn containers_replicate_survive_a_killed_leader_and_a_cut_off_minority() {
     let url = format!("{}/cluster/membership", cluster.url(a).unwrap());
     let anonymous = http.post(&url).json(&json!({"voters": [leader]})).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
+    // The Raft RPCs have their own port, on the private network only.
+    let vote = http.post(format!("{}/raft/vote", cluster.url(a).unwrap())).json(&json!({})).send().await.unwrap();
+    assert_eq!(vote.status(), 404, "no Raft RPC on the published client port");
     let status = through_b.status_of(&cluster.url(b).unwrap()).await.unwrap();
     assert_eq!(status.members.len(), 3, "the anonymous change did nothing");
     cluster.client().unwrap().change_membership(vec![1, 2, 3]).await.expect("with the secret");

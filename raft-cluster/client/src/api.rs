@@ -129,9 +129,14 @@ pub struct TxnResponse {
 
 /// A voter or learner of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Member {
     pub id: u64,
+    /// Its client address.
     pub addr: String,
+    /// Where it takes Raft RPCs, when not at `addr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft_addr: Option<String>,
 }
 
 /// `GET /cluster/status` answer.
@@ -160,10 +165,13 @@ pub struct ClusterStatus {
 
 /// `POST /cluster/learners` body: add a node that then catches up with the log.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AddLearnerRequest {
     pub id: u64,
     pub addr: String,
+    /// Where the node takes Raft RPCs, when it was started with `--raft-addr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft_addr: Option<String>,
 }
 
 /// `POST /cluster/membership` body: the ids of the voters from now on (each must be a member or a

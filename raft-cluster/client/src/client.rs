@@ -209,9 +209,10 @@ impl BooksDb {
         }
     }
 
-    /// Adds a node as a learner and waits until it has caught up.
-    pub async fn add_learner(&self, id: u64, addr: &str) -> Result<(), Error> {
-        let body = AddLearnerRequest { id, addr: addr.to_string() };
+    /// Adds a node as a learner and waits until it has caught up. `raft_addr` is where it takes
+    /// Raft RPCs, when it has a listener of its own for them.
+    pub async fn add_learner(&self, id: u64, addr: &str, raft_addr: Option<&str>) -> Result<(), Error> {
+        let body = AddLearnerRequest { id, addr: addr.to_string(), raft_addr: raft_addr.map(str::to_string) };
         self.change_members("/cluster/learners", &body).await
     }
 

@@ -44,7 +44,13 @@ enum Command {
     /// Print every node's status.
     Status,
     /// Add a node as a learner (it catches up with the log).
-    AddLearner { id: u64, addr: String },
+    AddLearner {
+        id: u64,
+        addr: String,
+        /// Where the node takes Raft RPCs, if it was started with --raft-addr.
+        #[arg(long)]
+        raft_addr: Option<String>,
+    },
     /// Make exactly these node ids the voters.
     Members { voters: Vec<u64> },
 }
@@ -93,7 +99,7 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::AddLearner { id, addr } => db.add_learner(id, &addr).await?,
+        Command::AddLearner { id, addr, raft_addr } => db.add_learner(id, &addr, raft_addr.as_deref()).await?,
         Command::Members { voters } => db.change_membership(voters).await?,
     }
     Ok(())

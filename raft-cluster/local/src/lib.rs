@@ -31,6 +31,8 @@ pub enum HarnessError {
 pub struct LocalNode {
     pub id: u64,
     pub addr: String,
+    /// Its Raft RPC listener, when it has one of its own.
+    pub raft_addr: Option<String>,
     pub data_dir: PathBuf,
     /// `--peers` it was started with.
     peers: String,
@@ -90,7 +92,20 @@ impl LocalCluster {
     pub fn start(binary: impl Into<PathBuf>, size: u64, extra_args: &[&str]) -> Result<Self, HarnessError> {
         let root = tempfile::Builder::new().prefix("books-db-cluster-").tempdir()?;
         let addrs = free_addrs(size as usize)?;
-        Self::start_with(binary.into(), Root::Temporary(root), addrs, extra_args)
+        Self::start_with(binary.into(), Root::Temporary(root), addrs, None, extra_args)
+    }
+
+    /// Like [`LocalCluster::start`], with each node's Raft RPCs on a listener of their own
+    /// (`--raft-addr`).
+    pub fn start_with_raft_listeners(
+        binary: impl Into<PathBuf>,
+        size: u64,
+        extra_args: &[&str],
+    ) -> Result<Self, HarnessError> {
+        let root = tempfile::Builder::new().prefix("books-db-cluster-").tempdir()?;
+        let mut addrs = free_addrs(2 * size as usize)?;
+        let raft_addrs = addrs.split_off(size as usize);
+        Self::start_with(binary.into(), Root::Temporary(root), addrs, Some(raft_addrs), extra_args)
     }
 
     /// Starts nodes `1..=addrs.len()` on the given addresses, with data dirs and logs kept in
@@ -103,11 +118,29 @@ impl LocalCluster {
     ) -> Result<Self, HarnessError> {
         let root = root.into();
         std::fs::create_dir_all(&root)?;
-        Self::start_with(binary.into(), Root::Kept(root), addrs, extra_args)
+        Self::start_with(binary.into(), Root::Kept(root), addrs, None, extra_args)
     }
 
-    fn start_with(binary: PathBuf, root: Root, addrs: Vec<String>, extra_args: &[&str]) -> Result<Self, HarnessError> {
-        let peers = (1..).zip(&addrs).map(|(id, addr)| format!("{id}={addr}")).collect::<Vec<_>>().join(",");
+    fn start_with(
+        binary: PathBuf,
+        root: Root,
+        addrs: Vec<String>,
+        raft_addrs: Option<Vec<String>>,
+        extra_args: &[&str],
+    ) -> Result<Self, HarnessError> {
+        let raft_addrs: Vec<Option<String>> = match raft_addrs {
+            Some(raft) => raft.into_iter().map(Some).collect(),
+            None => vec![None; addrs.len()],
+        };
+        let listed = |addr: &String, raft: &Option<String>| match raft {
+            Some(raft) => format!("{addr}/{raft}"),
+            None => addr.clone(),
+        };
+        let peers = (1..)
+            .zip(addrs.iter().zip(&raft_addrs))
+            .map(|(id, (addr, raft))| format!("{id}={}", listed(addr, raft)))
+            .collect::<Vec<_>>()
+            .join(",");
         let probe_options = ClientOptions {
             attempt_timeout: Duration::from_millis(500),
             deadline: Duration::from_millis(500),
@@ -125,8 +158,8 @@ impl LocalCluster {
             probe: BooksDb::with_options(addrs.iter().map(|a| format!("http://{a}")), probe_options)?,
             root,
         };
-        for (id, addr) in (1..).zip(addrs) {
-            cluster.add_node(id, addr, peers.clone())?;
+        for (id, (addr, raft_addr)) in (1..).zip(addrs.into_iter().zip(raft_addrs)) {
+            cluster.add_node(id, addr, raft_addr, peers.clone())?;
         }
         Ok(cluster)
     }
@@ -136,12 +169,19 @@ impl LocalCluster {
     pub fn start_extra_node(&mut self, id: u64) -> Result<String, HarnessError> {
         let addr = free_addrs(1)?.remove(0);
         let peers = self.nodes.values().next().map(|n| n.peers.clone()).unwrap_or_default();
-        self.add_node(id, addr.clone(), peers)?;
+        self.add_node(id, addr.clone(), None, peers)?;
         Ok(addr)
     }
 
-    fn add_node(&mut self, id: u64, addr: String, peers: String) -> Result<(), HarnessError> {
+    fn add_node(
+        &mut self,
+        id: u64,
+        addr: String,
+        raft_addr: Option<String>,
+        peers: String,
+    ) -> Result<(), HarnessError> {
         let node = LocalNode {
+            raft_addr,
             id,
             data_dir: self.root.path().join(format!("node-{id}")),
             log: self.root.path().join(format!("node-{id}.log")),
@@ -208,6 +248,7 @@ impl LocalCluster {
             .arg(&node.data_dir)
             .arg("--peers")
             .arg(&node.peers)
+            .args(node.raft_addr.iter().flat_map(|raft| ["--raft-addr", raft.as_str()]))
             .args(&extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -5,11 +5,12 @@ use std::time::Duration;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use books_db_client::api::IDEMPOTENCY_KEY;
+use openraft::ReadPolicy;
 use openraft::errors::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
-use openraft::{BasicNode, ReadPolicy};
 
 use crate::api::{ApiError, Incoming};
 use crate::command::{Command, CommandResult, Operation, now_ms};
+use crate::peer::PeerAddr;
 use crate::secret::ClusterSecret;
 use crate::store::StateMachineStore;
 use crate::{NodeConfig, NodeId, Raft, TypeConfig};
@@ -33,7 +34,7 @@ pub enum Placed<T> {
     /// Here: this node is the leader and did it.
     Here(T),
     /// At the leader, to which the request must be forwarded.
-    Leader(BasicNode),
+    Leader(PeerAddr),
 }
 
 impl App {
@@ -108,7 +109,7 @@ impl App {
 
     /// Sends a request on to the leader and relays its answer; `timeout` is how long the leader
     /// may take to do it.
-    pub async fn forward(&self, leader: &BasicNode, request: &Incoming, timeout: Duration) -> Response {
+    pub async fn forward(&self, leader: &PeerAddr, request: &Incoming, timeout: Duration) -> Response {
         if request.headers.contains_key(FORWARDED_BY) {
             // The node that forwarded this thought we lead; we think someone else does. Let the
             // client retry rather than bounce the request around during an election.
@@ -151,6 +152,6 @@ impl App {
     }
 }
 
-fn leader_of(forward: ForwardToLeader<TypeConfig>) -> Result<BasicNode, ApiError> {
+fn leader_of(forward: ForwardToLeader<TypeConfig>) -> Result<PeerAddr, ApiError> {
     forward.leader_node.ok_or_else(|| ApiError::unavailable("no_leader", "the cluster has no leader right now; retry"))
 }

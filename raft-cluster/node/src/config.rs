@@ -7,6 +7,8 @@ use std::time::Duration;
 use books_db_client::api::validate_addr;
 use clap::Parser;
 
+use crate::peer::PeerAddr;
+
 /// One node of the books database.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "raft-node", about = "A node of the books database (a three-node openraft cluster)")]
@@ -14,18 +16,24 @@ pub struct NodeConfig {
     /// This node's id; must match the data dir's owner.
     #[arg(long)]
     pub id: u64,
-    /// HOST:PORT to serve the HTTP API and the Raft RPCs on, as the peers reach it.
+    /// HOST:PORT of the HTTP API (and of the Raft RPCs, without --raft-addr), as clients and
+    /// peers reach it.
     #[arg(long)]
     pub addr: String,
-    /// Local address to bind, when it differs from --addr (in a container: 0.0.0.0:7001, while
-    /// peers know the node by its host name).
+    /// HOST:PORT of a listener for the Raft RPCs alone, as peers reach it; the client port then
+    /// serves no `/raft/*` route, so only the client port needs to be reachable by clients.
     #[arg(long)]
-    pub listen: Option<String>,
+    pub raft_addr: Option<String>,
+    /// Bind the listeners on this host, at the ports of --addr and --raft-addr (in a container:
+    /// 0.0.0.0, while peers know the node by its host name).
+    #[arg(long)]
+    pub bind_host: Option<String>,
     /// Directory for this node's durable state; created when missing.
     #[arg(long)]
     pub data_dir: PathBuf,
-    /// The initial cluster, as ID=HOST:PORT,...; nodes started with the same list form one
-    /// cluster. A node whose id is not in the list waits to be added as a learner.
+    /// The initial cluster, as ID=HOST:PORT,... (ID=HOST:PORT/RAFT_HOST:RAFT_PORT for nodes with
+    /// a --raft-addr); nodes started with the same list form one cluster. A node whose id is not
+    /// in the list waits to be added as a learner.
     #[arg(long, value_parser = parse_peers)]
     pub peers: Peers,
     /// File whose first line is the cluster secret. With it, the Raft RPCs (`/raft/*`) and the
@@ -60,20 +68,39 @@ impl NodeConfig {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
     }
+
+    /// This node as its peers reach it.
+    pub fn own_addr(&self) -> PeerAddr {
+        PeerAddr { addr: self.addr.clone(), raft_addr: self.raft_addr.clone() }
+    }
+
+    /// Where to bind `advertised` (one of this node's addresses): at --bind-host, if given.
+    pub fn bind_addr(&self, advertised: &str) -> String {
+        match (&self.bind_host, advertised.rsplit_once(':')) {
+            (Some(host), Some((_, port))) => format!("{host}:{port}"),
+            _ => advertised.to_string(),
+        }
+    }
 }
 
-/// Node id → HOST:PORT.
+/// Node id → its addresses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Peers(pub BTreeMap<u64, String>);
+pub struct Peers(pub BTreeMap<u64, PeerAddr>);
 
 fn parse_peers(text: &str) -> Result<Peers, String> {
     let mut peers = BTreeMap::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (id, addr) = item.split_once('=').ok_or_else(|| format!("peer {item:?} is not ID=HOST:PORT"))?;
         let id: u64 = id.trim().parse().map_err(|_| format!("peer id {id:?} is not a number"))?;
-        let addr = addr.trim();
-        validate_addr(addr).map_err(|e| format!("peer {id}: {e}"))?;
-        if peers.insert(id, addr.to_string()).is_some() {
+        let (addr, raft_addr) = match addr.trim().split_once('/') {
+            Some((addr, raft)) => (addr, Some(raft)),
+            None => (addr.trim(), None),
+        };
+        for a in std::iter::once(addr).chain(raft_addr) {
+            validate_addr(a).map_err(|e| format!("peer {id}: {e}"))?;
+        }
+        let peer = PeerAddr { addr: addr.to_string(), raft_addr: raft_addr.map(str::to_string) };
+        if peers.insert(id, peer).is_some() {
             return Err(format!("peer {id} is listed twice"));
         }
     }
@@ -89,14 +116,17 @@ mod tests {
 
     #[test]
     fn peers_parse_and_bad_lists_are_explained() {
-        let peers = parse_peers("1=127.0.0.1:7001, 2=localhost:7002,3=[::1]:7003").unwrap();
-        assert_eq!(peers.0.len(), 3);
-        assert_eq!(peers.0[&3], "[::1]:7003");
+        let peers = parse_peers("1=127.0.0.1:7001, 2=localhost:7002,3=[::1]:7003,4=n4:7001/n4:7002").unwrap();
+        assert_eq!(peers.0.len(), 4);
+        assert_eq!(peers.0[&3].addr, "[::1]:7003");
+        assert_eq!(peers.0[&3].raft(), "[::1]:7003");
+        assert_eq!(peers.0[&4].raft(), "n4:7002");
         for (bad, why) in [
             ("1=a:1,1=b:2", "twice"),
             ("x=a:1", "not a number"),
             ("1=nohost", "HOST:PORT"),
             ("1=h:99999", "HOST:PORT"),
+            ("1=h:1/nohost", "HOST:PORT"),
             ("1", "ID=HOST:PORT"),
             ("", "no peers"),
         ] {

@@ -1,11 +1,13 @@
 //! A node of the books database: an openraft Raft node with its log and state machine in redb,
-//! serving the key-value API and the Raft RPCs over HTTP on one address.
+//! serving the key-value API and the Raft RPCs over HTTP (on one address, or the Raft RPCs on a
+//! listener of their own).
 //!
 //! - [`store`]: durable log and state machine
 //! - [`network`]: how this node sends Raft RPCs to its peers
 //! - [`api`]: the HTTP routes (client API, cluster admin, Raft RPCs)
 //! - [`app`]: what the handlers share, and the way to the leader
 //! - [`node`]: starting a node from its [`config`]
+//! - [`peer`]: how the cluster reaches a node (what the membership stores)
 //! - [`secret`]: the cluster secret that guards the Raft RPCs and membership changes
 
 pub mod api;
@@ -15,6 +17,7 @@ pub mod config;
 pub mod health;
 pub mod network;
 pub mod node;
+pub mod peer;
 pub mod secret;
 pub mod store;
 
@@ -27,6 +30,7 @@ openraft::declare_raft_types!(
     pub TypeConfig:
         D = command::Command,
         R = command::CommandResult,
+        Node = peer::PeerAddr,
 );
 
 pub type Raft = openraft::Raft<TypeConfig, store::StateMachineStore>;

@@ -3,14 +3,15 @@
 use std::future::Future;
 use std::io::Cursor;
 
+use openraft::OptionalSend;
 use openraft::errors::{NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
-use openraft::{BasicNode, OptionalSend};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
+use crate::peer::PeerAddr;
 use crate::secret::ClusterSecret;
 use crate::{NodeId, Snapshot, TypeConfig, Vote};
 
@@ -31,10 +32,10 @@ impl PeerNetwork {
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+    async fn new_client(&mut self, target: NodeId, node: &PeerAddr) -> PeerClient {
         PeerClient {
             target,
-            base: format!("http://{}/raft", node.addr),
+            base: format!("http://{}/raft", node.raft()),
             http: self.http.clone(),
             secret: self.secret.clone(),
         }

@@ -4,12 +4,14 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use futures::FutureExt;
+use openraft::SnapshotPolicy;
 use openraft::errors::{InitializeError, RaftError};
-use openraft::{BasicNode, SnapshotPolicy};
 use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::network::PeerNetwork;
+use crate::peer::PeerAddr;
 use crate::secret::{ClusterSecret, SecretError};
 use crate::store::{self, OpenError};
 use crate::{NodeConfig, Raft};
@@ -21,6 +23,7 @@ pub enum StartError {
     Storage(#[from] OpenError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
+    /// `addr` is `ADDR` or `ADDR/RAFT_ADDR`, as --peers writes it.
     #[error("--addr {addr} differs from node {id}'s address {listed} in --peers")]
     AddrMismatch { id: u64, addr: String, listed: String },
     #[error(transparent)]
@@ -40,13 +43,19 @@ pub enum StartError {
 /// Runs a node until `shutdown` completes.
 pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
     if let Some(listed) = config.peers.0.get(&config.id)
-        && *listed != config.addr
+        && *listed != config.own_addr()
     {
-        return Err(StartError::AddrMismatch { id: config.id, addr: config.addr.clone(), listed: listed.clone() });
+        return Err(StartError::AddrMismatch {
+            id: config.id,
+            addr: config.own_addr().to_string(),
+            listed: listed.to_string(),
+        });
     }
-    let bind = config.listen.as_deref().unwrap_or(&config.addr);
-    let listener =
-        TcpListener::bind(bind).await.map_err(|source| StartError::Listen { addr: bind.to_string(), source })?;
+    let listener = listen(&config.bind_addr(&config.addr)).await?;
+    let raft_listener = match &config.raft_addr {
+        Some(raft_addr) => Some(listen(&config.bind_addr(raft_addr)).await?),
+        None => None,
+    };
     let secret = config.cluster_secret_file.as_deref().map(ClusterSecret::read).transpose()?;
     if secret.is_none() {
         tracing::warn!(
@@ -84,12 +93,27 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     bootstrap(&raft, &config).await?;
 
     let app = Arc::new(App { id: config.id, raft: raft.clone(), state, config, http, secret });
-    tracing::info!(node_id = app.id, addr = %app.config.addr, "serving");
-    let served = axum::serve(listener, crate::api::router(app)).with_graceful_shutdown(shutdown).await;
+    tracing::info!(node_id = app.id, addr = %app.config.addr, raft_addr = ?app.config.raft_addr, "serving");
+    let shutdown = shutdown.shared();
+    let served = match raft_listener {
+        None => axum::serve(listener, crate::api::router(app, true)).with_graceful_shutdown(shutdown).await,
+        Some(raft_listener) => {
+            let client = axum::serve(listener, crate::api::router(app.clone(), false))
+                .with_graceful_shutdown(shutdown.clone())
+                .into_future();
+            let peers = axum::serve(raft_listener, crate::api::raft_router(app)).with_graceful_shutdown(shutdown);
+            let (client, peers) = tokio::join!(client, peers.into_future());
+            client.and(peers)
+        }
+    };
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "raft did not shut down cleanly");
     }
     served.map_err(StartError::Serve)
+}
+
+async fn listen(addr: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr: addr.to_string(), source })
 }
 
 /// A restarted node whose stored membership puts a node listed in `--peers` at another address
@@ -98,10 +122,10 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
 async fn check_peers(raft: &Raft, config: &NodeConfig) -> Result<(), StartError> {
     // Asked of Raft's own state, which holds the stored membership once loaded; the metrics may
     // not have been published yet.
-    let stored: BTreeMap<u64, String> = raft
+    let stored: BTreeMap<u64, PeerAddr> = raft
         .with_raft_state(|state| {
             let membership = state.membership_state.effective().membership();
-            membership.nodes().map(|(id, node)| (*id, node.addr.clone())).collect()
+            membership.nodes().map(|(id, node)| (*id, node.clone())).collect()
         })
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -109,7 +133,7 @@ async fn check_peers(raft: &Raft, config: &NodeConfig) -> Result<(), StartError>
     if !moved {
         return Ok(());
     }
-    let list = |peers: &BTreeMap<u64, String>| {
+    let list = |peers: &BTreeMap<u64, PeerAddr>| {
         peers.iter().map(|(id, addr)| format!("{id}={addr}")).collect::<Vec<_>>().join(",")
     };
     Err(StartError::PeersMismatch {
@@ -131,8 +155,7 @@ async fn bootstrap(raft: &Raft, config: &NodeConfig) -> Result<(), StartError> {
     if initialized {
         return Ok(());
     }
-    let members: BTreeMap<u64, BasicNode> =
-        config.peers.0.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect();
+    let members: BTreeMap<u64, PeerAddr> = config.peers.0.clone();
     match raft.initialize(members).await {
         Ok(()) => tracing::info!(node_id = config.id, peers = ?config.peers.0, "proposed the initial cluster"),
         // Another node's leader reached us first: already part of the cluster.

@@ -284,7 +284,7 @@ async fn a_new_node_joins_as_learner_then_member() {
     let client = cluster.client().unwrap();
     let version = client.set("before-join", json!("yes")).await.unwrap();
     let addr = cluster.start_extra_node(4).unwrap();
-    client.add_learner(4, &addr).await.unwrap();
+    client.add_learner(4, &addr, None).await.unwrap();
     let status = cluster
         .wait_for_status(4, "replicated as learner", Duration::from_secs(10), |s| s.last_applied >= Some(version))
         .await
@@ -423,4 +423,33 @@ async fn post_through(http: &reqwest::Client, node: &str, secret: &str) -> u16 {
         .unwrap()
         .status()
         .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_rpcs_on_their_own_listener_leave_the_client_port_to_clients() {
+    let mut cluster = LocalCluster::start_with_raft_listeners(RAFT_NODE, 3, &[]).expect("start cluster");
+    let leader = cluster.wait_for_leader(ELECTION).await.expect("a leader");
+    let follower = follower_of(&cluster, leader);
+    let version = cluster.client_of(follower).unwrap().set("split", json!(1)).await.unwrap();
+    wait_for_local_value(&cluster, leader, "split", &json!(1)).await;
+
+    let http = reqwest::Client::new();
+    let node = cluster.node(follower).unwrap();
+    let raft_base = format!("http://{}", node.raft_addr.as_deref().unwrap());
+    let status = |url: String| {
+        let request = http.post(url).json(&json!({}));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(format!("{}/raft/vote", node.url())).await, 404, "no Raft RPC on the client port");
+    assert_eq!(status(format!("{raft_base}/raft/vote")).await, 401, "the Raft port needs the secret");
+    assert_eq!(status(format!("{raft_base}/txn")).await, 404, "no client route on the Raft port");
+    let members = cluster.client().unwrap().status_of(&node.url()).await.unwrap().members;
+    assert!(members.iter().all(|m| m.raft_addr.is_some()), "{members:?}");
+
+    // Replication and elections go through the Raft listeners.
+    cluster.kill(leader).unwrap();
+    let new_leader = cluster.wait_for_leader(ELECTION).await.expect("a new leader");
+    assert_ne!(new_leader, leader);
+    let entry = cluster.client_of(new_leader).unwrap().get("split").await.unwrap().unwrap();
+    assert_eq!(entry.version, version);
 }

@@ -9,13 +9,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use books_db_client::api::{AddLearnerRequest, ChangeMembershipRequest, ClusterStatus, Member, validate_addr};
+use openraft::ServerState;
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::type_config::async_runtime::WatchReceiver;
-use openraft::{BasicNode, ServerState};
 
 use super::error::parse_json;
 use super::{ApiError, Incoming};
 use crate::app::App;
+use crate::peer::PeerAddr;
 use crate::{NodeId, TypeConfig};
 
 /// A learner may need to receive a snapshot and the log before `add_learner` returns.
@@ -27,7 +28,7 @@ pub async fn status(State(app): State<Arc<App>>) -> Json<ClusterStatus> {
     let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
     let (members, learners) = membership
         .nodes()
-        .map(|(id, node)| Member { id: *id, addr: node.addr.clone() })
+        .map(|(id, node)| Member { id: *id, addr: node.addr.clone(), raft_addr: node.raft_addr.clone() })
         .partition(|m| voters.contains(&m.id));
     let role = match metrics.state {
         ServerState::Leader => "leader",
@@ -52,9 +53,12 @@ pub async fn status(State(app): State<Arc<App>>) -> Json<ClusterStatus> {
 }
 
 pub async fn add_learner(State(app): State<Arc<App>>, request: Incoming) -> Result<Response, ApiError> {
-    let AddLearnerRequest { id, addr } = parse_json(&request.body)?;
-    validate_addr(&addr).map_err(|e| ApiError::bad_request("invalid_addr", e))?;
-    let change = tokio::time::timeout(MEMBERSHIP_TIMEOUT, app.raft.add_learner(id, BasicNode { addr }, true)).await;
+    let AddLearnerRequest { id, addr, raft_addr } = parse_json(&request.body)?;
+    for a in std::iter::once(&addr).chain(&raft_addr) {
+        validate_addr(a).map_err(|e| ApiError::bad_request("invalid_addr", e))?;
+    }
+    let node = PeerAddr { addr, raft_addr };
+    let change = tokio::time::timeout(MEMBERSHIP_TIMEOUT, app.raft.add_learner(id, node, true)).await;
     membership_answer(&app, change, &request).await
 }
 
