@@ -167,7 +167,7 @@ impl ComposeCluster {
     }
 
     /// The private network the nodes talk on.
-    fn network(&self) -> String {
+    pub fn network(&self) -> String {
         // Compose names networks PROJECT_NAME, lower-cased, without characters it does not allow.
         format!("{}_raft", self.project)
     }

@@ -8,6 +8,8 @@ use raft_local_cluster::{free_addrs, spawn_tied};
 
 pub struct EtcdCluster {
     children: Vec<Child>,
+    /// Container names, in container mode.
+    containers: Vec<String>,
     pub client_urls: Vec<String>,
     _dir: tempfile::TempDir,
 }
@@ -32,6 +34,7 @@ impl EtcdCluster {
             .join(",");
         let mut cluster = Self {
             children: Vec::new(),
+            containers: Vec::new(),
             client_urls: client_addrs.iter().map(|a| format!("http://{a}")).collect(),
             _dir: dir,
         };
@@ -51,6 +54,41 @@ impl EtcdCluster {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             cluster.children.push(spawn_tied(&mut command).context("starting etcd")?);
+        }
+        Ok(cluster)
+    }
+
+    /// `size` containers of `bookstore/etcd` (`cargo xtask images`) on the Docker network
+    /// `network`, each client port published on 127.0.0.1.
+    pub fn start_containers(size: usize, network: &str) -> Result<Self> {
+        let prefix = crate::containers::unique_project("etcd");
+        let initial_cluster =
+            (1..=size).map(|i| format!("e{i}=http://{prefix}e{i}:2380")).collect::<Vec<_>>().join(",");
+        let ports = free_addrs(size)?;
+        let mut cluster = Self {
+            children: Vec::new(),
+            containers: Vec::new(),
+            client_urls: ports.iter().map(|a| format!("http://{a}")).collect(),
+            _dir: tempfile::tempdir()?,
+        };
+        for (i, published) in (1..).zip(&ports) {
+            let name = format!("{prefix}e{i}");
+            let output = Command::new("docker")
+                .args(["run", "--detach", "--name", &name, "--hostname", &name, "--network", network])
+                .args(["--publish", &format!("{published}:2379"), crate::images::ETCD_IMAGE])
+                .args(["--name", &format!("e{i}"), "--data-dir", "/data/etcd"])
+                .args(["--listen-client-urls", "http://0.0.0.0:2379"])
+                .args(["--advertise-client-urls", &format!("http://{name}:2379")])
+                .args(["--listen-peer-urls", "http://0.0.0.0:2380"])
+                .args(["--initial-advertise-peer-urls", &format!("http://{name}:2380")])
+                .args(["--initial-cluster", &initial_cluster, "--initial-cluster-state", "new"])
+                .args(["--initial-cluster-token", "bench", "--logger", "zap", "--log-level", "error"])
+                .output()
+                .context("running docker run")?;
+            if !output.status.success() {
+                bail!("starting etcd container {name}: {}", String::from_utf8_lossy(&output.stderr).trim());
+            }
+            cluster.containers.push(name);
         }
         Ok(cluster)
     }
@@ -83,6 +121,9 @@ impl Drop for EtcdCluster {
         for child in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if !self.containers.is_empty() {
+            let _ = Command::new("docker").args(["rm", "--force", "--volumes"]).args(&self.containers).output();
         }
     }
 }

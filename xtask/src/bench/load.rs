@@ -29,22 +29,41 @@ impl Sample {
 }
 
 /// Runs `clients` loops of `op(http, client, i)` for `duration` after one unmeasured warm-up
-/// request per client; `op` answers whether the request succeeded.
+/// request per client; `op` answers whether the request succeeded. Each client has an HTTP
+/// client of its own (one kept-alive connection).
 pub async fn drive<Op, Fut>(clients: usize, duration: Duration, op: Op) -> anyhow::Result<Sample>
 where
     Op: Fn(reqwest::Client, usize, u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send + 'static,
 {
+    let connect = |_| async { Ok(reqwest::Client::builder().no_proxy().pool_max_idle_per_host(1).build()?) };
+    drive_with(clients, duration, connect, op).await
+}
+
+/// [`drive`] with any kind of connection: `connect(client)` makes client `client`'s.
+pub async fn drive_with<C, Connect, Connecting, Op, Fut>(
+    clients: usize,
+    duration: Duration,
+    connect: Connect,
+    op: Op,
+) -> anyhow::Result<Sample>
+where
+    C: Clone + Send + 'static,
+    Connect: Fn(usize) -> Connecting,
+    Connecting: Future<Output = anyhow::Result<C>>,
+    Op: Fn(C, usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+{
     let op = Arc::new(op);
-    let mut https = Vec::with_capacity(clients);
+    let mut connections = Vec::with_capacity(clients);
     for client in 0..clients {
-        let http = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(1).build()?;
-        op(http.clone(), client, u64::MAX).await;
-        https.push(http);
+        let connection = connect(client).await?;
+        op(connection.clone(), client, u64::MAX).await;
+        connections.push(connection);
     }
     let started = Instant::now();
     let deadline = started + duration;
-    let tasks: Vec<_> = https
+    let tasks: Vec<_> = connections
         .into_iter()
         .enumerate()
         .map(|(client, http)| {

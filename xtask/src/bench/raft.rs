@@ -11,7 +11,9 @@ use raft_local_cluster::LocalCluster;
 use serde_json::json;
 
 use super::etcd::EtcdCluster;
-use super::load::{Sample, drive};
+use super::load::{Sample, drive, drive_with};
+use crate::books_db::BooksDbCluster;
+use crate::containers::ComposeCluster;
 
 #[derive(clap::Args)]
 pub struct RaftBench {
@@ -27,6 +29,10 @@ pub struct RaftBench {
     /// A raft-node binary to use; by default it is built in release mode.
     #[arg(long)]
     raft_node: Option<PathBuf>,
+    /// Run both clusters as containers on one Docker network (the images of `cargo xtask
+    /// images`, built first), clients through the published ports, instead of as processes.
+    #[arg(long)]
+    containers: bool,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -38,14 +44,20 @@ enum Op {
 #[derive(Clone, Copy, PartialEq)]
 enum System {
     BooksDb,
+    /// etcd through its gRPC API, what its own clients use.
     Etcd,
+    /// etcd through its HTTP/JSON gateway: the same kind of requests as the books database's.
+    EtcdJson,
 }
+
+const SYSTEMS: [System; 3] = [System::BooksDb, System::Etcd, System::EtcdJson];
 
 impl System {
     fn name(self) -> &'static str {
         match self {
             System::BooksDb => "books-db",
-            System::Etcd => "etcd",
+            System::Etcd => "etcd-grpc",
+            System::EtcdJson => "etcd-json",
         }
     }
 }
@@ -61,43 +73,69 @@ pub async fn run(options: RaftBench) -> Result<()> {
     if options.seconds <= 0.0 || options.clients.contains(&0) {
         bail!("--seconds and every --clients value must be positive");
     }
-    let binary = match &options.raft_node {
-        Some(path) => path.clone(),
-        None => crate::build_release("raft-node")?,
+    let (ours, etcd, secret_dir) = if options.containers {
+        crate::images::run()?;
+        let secret_dir = tempfile::tempdir()?;
+        let ports = raft_local_cluster::free_addrs(3)?
+            .iter()
+            .map(|a| a.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).context("a free port"))
+            .collect::<Result<Vec<u16>>>()?;
+        let project = crate::containers::unique_project("bench");
+        let ours = ComposeCluster::start(&project, [ports[0], ports[1], ports[2]], secret_dir.path().join("s"), true)?;
+        let etcd = EtcdCluster::start_containers(3, &ours.network())?;
+        (BooksDbCluster::Containers(ours), etcd, Some(secret_dir))
+    } else {
+        let binary = match &options.raft_node {
+            Some(path) => path.clone(),
+            None => crate::build_release("raft-node")?,
+        };
+        let ours = LocalCluster::start(&binary, 3, &[]).context("starting the books database")?;
+        (BooksDbCluster::Processes(ours), EtcdCluster::start(3)?, None)
     };
-    let ours = LocalCluster::start(&binary, 3, &[]).context("starting the books database")?;
-    ours.wait_for_leader(Duration::from_secs(15)).await.context("books database election")?;
-    let etcd = EtcdCluster::start(3)?;
+    let _secret_dir = secret_dir;
+    ours.wait_for_leader(Duration::from_secs(30)).await.context("books database election")?;
     etcd.wait_healthy(Duration::from_secs(30)).await?;
     let value = "x".repeat(options.value_bytes);
     let duration = Duration::from_secs_f64(options.seconds);
     println!(
-        "3 raft-node vs 3 etcd on 127.0.0.1, {} cores; {} B values; {:.1} s per point; clients spread over the 3 nodes",
+        "3 raft-node vs 3 etcd {}, {} cores; {} B values; {:.1} s per point; clients spread over the 3 nodes",
+        if options.containers { "as containers on one Docker network" } else { "as processes on 127.0.0.1" },
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         options.value_bytes,
         options.seconds
     );
     println!(
-        "{:<9} {:<6} {:>7} {:>10} {:>8} {:>8} {:>7}",
+        "{:<10} {:<6} {:>7} {:>10} {:>8} {:>8} {:>7}",
         "system", "op", "clients", "ops/s", "p50 ms", "p99 ms", "errors"
     );
 
     let mut rows = Vec::new();
     for op in [Op::Write, Op::Read] {
         for &clients in &options.clients {
-            // Alternate the systems at each point, so both see the same machine conditions.
-            for system in [System::BooksDb, System::Etcd] {
+            // Alternate the systems at each point, so all see the same machine conditions.
+            for system in SYSTEMS {
                 let urls = Arc::new(match system {
                     System::BooksDb => ours.urls(),
-                    System::Etcd => etcd.client_urls.clone(),
+                    System::Etcd | System::EtcdJson => etcd.client_urls.clone(),
                 });
                 let value = value.clone();
-                let sample = drive(clients, duration, move |http, client, i| {
-                    request(http, urls.clone(), system, op, client, i, value.clone())
-                })
-                .await?;
+                let sample = if system == System::Etcd {
+                    let connect = |client: usize| {
+                        let url = urls[client % urls.len()].clone();
+                        async move { Ok(etcd_client::Client::connect([url], None).await?.kv_client()) }
+                    };
+                    drive_with(clients, duration, connect, move |kv, client, i| {
+                        grpc_request(kv, op, client, i, value.clone())
+                    })
+                    .await?
+                } else {
+                    drive(clients, duration, move |http, client, i| {
+                        request(http, urls.clone(), system, op, client, i, value.clone())
+                    })
+                    .await?
+                };
                 println!(
-                    "{:<9} {:<6} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>7}",
+                    "{:<10} {:<6} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>7}",
                     system.name(),
                     if op == Op::Write { "write" } else { "read" },
                     clients,
@@ -111,11 +149,18 @@ pub async fn run(options: RaftBench) -> Result<()> {
         }
     }
 
-    println!("\nbooks-db / etcd (throughput: higher is better; p99: lower is better)");
+    for anchor in [System::Etcd, System::EtcdJson] {
+        println!("\nbooks-db / {} (throughput: higher is better; p50, p99: lower is better)", anchor.name());
+        ratios(&rows, anchor, &options.clients);
+    }
+    Ok(())
+}
+
+fn ratios(rows: &[Row], anchor: System, client_counts: &[usize]) {
     for op in [Op::Write, Op::Read] {
-        for &clients in &options.clients {
+        for &clients in client_counts {
             let find = |system| rows.iter().find(|r| r.system == system && r.op == op && r.clients == clients);
-            if let (Some(ours), Some(theirs)) = (find(System::BooksDb), find(System::Etcd)) {
+            if let (Some(ours), Some(theirs)) = (find(System::BooksDb), find(anchor)) {
                 println!(
                     "{:<6} {:>3} clients: throughput {:.2}x, p50 {:.2}x, p99 {:.2}x",
                     if op == Op::Write { "write" } else { "read" },
@@ -127,7 +172,6 @@ pub async fn run(options: RaftBench) -> Result<()> {
             }
         }
     }
-    Ok(())
 }
 
 /// One request of the workload. Each client writes and reads its own 100 keys.
@@ -145,11 +189,12 @@ async fn request(
     let request = match (system, op) {
         (System::BooksDb, Op::Write) => http.put(format!("{url}/kv/{key}")).json(&json!({ "value": value })),
         (System::BooksDb, Op::Read) => http.get(format!("{url}/kv/{key}")),
-        (System::Etcd, Op::Write) => http
+        (System::Etcd, _) => return false,
+        (System::EtcdJson, Op::Write) => http
             .post(format!("{url}/v3/kv/put"))
             .json(&json!({ "key": BASE64.encode(&key), "value": BASE64.encode(&value) })),
         // etcd's range is linearizable unless `serializable` is set.
-        (System::Etcd, Op::Read) => {
+        (System::EtcdJson, Op::Read) => {
             http.post(format!("{url}/v3/kv/range")).json(&json!({ "key": BASE64.encode(&key) }))
         }
     };
@@ -160,5 +205,15 @@ async fn request(
             response.bytes().await.is_ok() && (status.is_success() || (op == Op::Read && status.as_u16() == 404))
         }
         Err(_) => false,
+    }
+}
+
+/// The same workload as [`request`], through etcd's gRPC KV API.
+async fn grpc_request(mut kv: etcd_client::KvClient, op: Op, client: usize, i: u64, value: String) -> bool {
+    let key = format!("bench/{client}/{}", i % 100);
+    match op {
+        Op::Write => kv.put(key, value, None).await.is_ok(),
+        // Linearizable unless `serializable` is asked for, as over JSON.
+        Op::Read => kv.get(key, None).await.is_ok(),
     }
 }
