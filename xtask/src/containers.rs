@@ -129,6 +129,11 @@ impl ComposeCluster {
         &self.project
     }
 
+    /// Makes dropping the cluster remove its volumes too (or keep them).
+    pub fn set_remove_volumes(&mut self, remove: bool) {
+        self.remove_volumes = remove;
+    }
+
     pub fn ids(&self) -> Vec<u64> {
         self.ports.keys().copied().collect()
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use books_db_client::{ClientOptions, Error};
 use serde_json::json;
+use xtask::books_db::{BooksDbCluster, BooksDbMode};
 use xtask::containers::{ComposeCluster, check_docker, unique_project};
 use xtask::nemesis::{self, Nemesis};
 
@@ -129,4 +130,20 @@ async fn a_short_nemesis_run_is_linearizable_and_loses_no_write() {
     assert!(report.acknowledged_adds > 50, "only {} adds", report.acknowledged_adds);
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
     assert!(report.lost.is_empty(), "lost: {:?}", report.lost);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_defaults_container_books_db_keeps_its_data_across_restarts() {
+    let _one = one_cluster_at_a_time().await;
+    let data = tempfile::tempdir().unwrap();
+    let start = || BooksDbCluster::start(BooksDbMode::Containers, 0, data.path(), false);
+    let first = start().await.expect("the container books database starts");
+    let version = first.client().unwrap().set("kept", json!("across restarts")).await.unwrap();
+    drop(first);
+    let mut second = start().await.expect("and starts again from its volumes");
+    let entry = second.client().unwrap().get("kept").await.unwrap().expect("the value is still there");
+    assert_eq!((entry.value, entry.version), (json!("across restarts"), version));
+    if let BooksDbCluster::Containers(cluster) = &mut second {
+        cluster.set_remove_volumes(true);
+    }
 }
