@@ -63,6 +63,14 @@ fn run(command: &mut Command, what: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
+/// Why a node does not answer: what the last fault did to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Down {
+    Killed,
+    Paused,
+    CutOff,
+}
+
 /// A running compose project of three raft-node containers.
 pub struct ComposeCluster {
     project: String,
@@ -73,8 +81,8 @@ pub struct ComposeCluster {
     remove_volumes: bool,
     /// Container ids by node id.
     containers: BTreeMap<u64, String>,
-    /// Nodes whose status cannot be asked now (paused, cut off, killed).
-    unreachable: BTreeMap<u64, &'static str>,
+    /// Nodes whose status cannot be asked now, and why.
+    unreachable: BTreeMap<u64, Down>,
     probe: BooksDb,
     secret: String,
 }
@@ -180,7 +188,7 @@ impl ComposeCluster {
     /// `docker kill` (SIGKILL) node `id`; its restart policy does not restart a killed container.
     pub fn kill(&mut self, id: u64) -> Result<()> {
         self.docker(&["kill"], id)?;
-        self.unreachable.insert(id, "killed");
+        self.unreachable.insert(id, Down::Killed);
         Ok(())
     }
 
@@ -194,7 +202,7 @@ impl ComposeCluster {
     /// `docker pause`: the node's processes freeze (cgroup freezer), its sockets stay open.
     pub fn pause(&mut self, id: u64) -> Result<()> {
         self.docker(&["pause"], id)?;
-        self.unreachable.insert(id, "paused");
+        self.unreachable.insert(id, Down::Paused);
         Ok(())
     }
 
@@ -208,7 +216,7 @@ impl ComposeCluster {
     pub fn disconnect(&mut self, id: u64) -> Result<()> {
         let network = self.network();
         self.docker(&["network", "disconnect", &network], id)?;
-        self.unreachable.insert(id, "cut off");
+        self.unreachable.insert(id, Down::CutOff);
         Ok(())
     }
 
@@ -266,14 +274,11 @@ impl Drop for ComposeCluster {
             eprintln!("{}", self.logs_tail(30));
         }
         // Heal first, so that `down` finds every container as compose left it.
-        for (id, why) in std::mem::take(&mut self.unreachable) {
+        for (id, why) in self.unreachable.clone() {
             let _ = match why {
-                "paused" => self.docker(&["unpause"], id),
-                "cut off" => {
-                    let network = self.network();
-                    self.docker(&["network", "connect", "--alias", &format!("node{id}"), &network], id)
-                }
-                _ => Ok(()),
+                Down::Paused => self.resume(id),
+                Down::CutOff => self.connect(id),
+                Down::Killed => Ok(()),
             };
         }
         let mut args = vec!["down", "--remove-orphans", "--timeout", "5"];

@@ -1,5 +1,6 @@
 //! Project tasks: `cargo xtask up` runs the system, `cargo xtask test` runs every test,
-//! `cargo xtask bench raft` measures the books database against etcd.
+//! `cargo xtask images` builds the container images, `cargo xtask nemesis` checks the books
+//! database under faults, `cargo xtask bench raft` measures it against etcd.
 
 use xtask::{bench, browser, cargo, fraud_model, images, nemesis, redrive, up, venv};
 
@@ -21,7 +22,8 @@ enum Task {
     Up(up::Up),
     /// Move the dead-letter queue's messages back to the order queue (of a running `up`).
     Redrive(redrive::Redrive),
-    /// Run every test of the workspace (unit, multi-process, storage-suite and browser tests);
+    /// Run every test of the workspace (unit, multi-process, storage-suite, container and browser
+    /// tests; the container tests need a Docker engine);
     /// installs Debian's Chromium first when it is missing and this runs as root.
     Test,
     /// Generate the fraud data set, train the fraud model and write its weights.

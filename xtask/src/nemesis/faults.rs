@@ -38,13 +38,6 @@ pub struct Applied {
 impl Applied {
     /// The fault and its target, without the node: "killed the leader".
     pub fn kind(&self) -> String {
-        let text = self.to_string();
-        text.split(',').next().unwrap_or_default().to_string()
-    }
-}
-
-impl std::fmt::Display for Applied {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let what = match self.fault {
             Fault::Kill => "killed",
             Fault::Pause => "paused",
@@ -54,7 +47,13 @@ impl std::fmt::Display for Applied {
             Target::Leader => "the leader",
             Target::Follower => "a follower",
         };
-        write!(f, "{what} {who}, node {}", self.node)
+        format!("{what} {who}")
+    }
+}
+
+impl std::fmt::Display for Applied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}, node {}", self.kind(), self.node)
     }
 }
 
