@@ -4,11 +4,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use books_db_client::BooksDb;
-use raft_local_cluster::{LocalCluster, free_addrs};
+use raft_local_cluster::LocalCluster;
 
-use crate::containers::{ComposeCluster, unique_project};
+use crate::containers::{ComposeCluster, free_ports, unique_project};
 
 /// How the books database runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -30,33 +30,21 @@ pub enum BooksDbCluster {
 
 impl BooksDbCluster {
     /// Starts three nodes on the ports from `first_port` (0: free ports), with their data in
-    /// `data_dir` (processes) or in compose volumes named after it (containers), removed at the
-    /// end when `temporary`; waits for a leader.
+    /// `data_dir` (processes: a temporary data dir goes with its folder) or in compose volumes
+    /// named after it (containers: removed at the end when `temporary`); waits for a leader.
     pub async fn start(mode: BooksDbMode, first_port: u16, data_dir: &Path, temporary: bool) -> Result<Self> {
-        let addrs = if first_port == 0 {
-            free_addrs(3)?
-        } else {
-            (0..3).map(|i| format!("127.0.0.1:{}", first_port + i)).collect()
-        };
+        let ports = if first_port == 0 { free_ports()? } else { [first_port, first_port + 1, first_port + 2] };
         let cluster = match mode {
             BooksDbMode::Processes => {
                 let binary = crate::build_release("raft-node")?;
-                let cluster = if temporary {
-                    LocalCluster::start(&binary, 3, &[])?
-                } else {
-                    LocalCluster::start_kept(&binary, data_dir.join("books-db"), addrs, &[])?
-                };
-                Self::Processes(cluster)
+                let addrs = ports.iter().map(|port| format!("127.0.0.1:{port}")).collect();
+                Self::Processes(LocalCluster::start_kept(&binary, data_dir.join("books-db"), addrs, &[])?)
             }
             BooksDbMode::Containers => {
                 crate::images::build_raft_node()?;
-                let ports = addrs
-                    .iter()
-                    .map(|a| a.rsplit(':').next().and_then(|p| p.parse().ok()).context("a port"))
-                    .collect::<Result<Vec<u16>>>()?;
                 let project = if temporary { unique_project("stack") } else { project_for(data_dir) };
                 let secret = data_dir.join("books-db-secret");
-                Self::Containers(ComposeCluster::start(&project, [ports[0], ports[1], ports[2]], secret, temporary)?)
+                Self::Containers(ComposeCluster::start(&project, ports, secret, temporary)?)
             }
         };
         cluster.wait_for_first_leader().await?;

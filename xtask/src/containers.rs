@@ -42,9 +42,18 @@ pub fn unique_project(prefix: &str) -> String {
     format!("{prefix}{}x{nanos}", std::process::id())
 }
 
-/// `docker compose` where the plugin is installed, else the standalone `docker-compose`.
+/// Three free ports on 127.0.0.1, for a cluster's client ports.
+pub fn free_ports() -> Result<[u16; 3]> {
+    let ports = raft_local_cluster::free_ports(3)?;
+    Ok([ports[0], ports[1], ports[2]])
+}
+
+/// `docker compose` where the plugin is installed, else the standalone `docker-compose`; asked
+/// of docker once per process.
 fn compose() -> Command {
-    let plugin = Command::new("docker").args(["compose", "version"]).output().is_ok_and(|o| o.status.success());
+    static PLUGIN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let plugin = *PLUGIN
+        .get_or_init(|| Command::new("docker").args(["compose", "version"]).output().is_ok_and(|o| o.status.success()));
     if plugin {
         let mut command = Command::new("docker");
         command.arg("compose");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use books_db_client::{ClientOptions, Error};
 use serde_json::json;
 use xtask::books_db::{BooksDbCluster, BooksDbMode};
-use xtask::containers::{ComposeCluster, check_docker, unique_project};
+use xtask::containers::{ComposeCluster, check_docker, free_ports, unique_project};
 use xtask::nemesis::{self, Nemesis};
 
 /// The image is built once per test process; the tests run one cluster at a time (two
@@ -26,14 +26,9 @@ async fn one_cluster_at_a_time() -> tokio::sync::MutexGuard<'static, bool> {
     built
 }
 
-fn free_ports() -> [u16; 3] {
-    let addrs = raft_local_cluster::free_addrs(3).unwrap();
-    let port = |a: &String| a.rsplit(':').next().unwrap().parse().unwrap();
-    [port(&addrs[0]), port(&addrs[1]), port(&addrs[2])]
-}
-
 fn start(dir: &tempfile::TempDir) -> ComposeCluster {
-    ComposeCluster::start(&unique_project("test"), free_ports(), dir.path().join("secret"), true).expect("compose up")
+    ComposeCluster::start(&unique_project("test"), free_ports().unwrap(), dir.path().join("secret"), true)
+        .expect("compose up")
 }
 
 /// Fails fast: a cut-off node must refuse, not keep the test waiting.

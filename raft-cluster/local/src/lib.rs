@@ -352,7 +352,8 @@ impl LocalCluster {
         for node in self.nodes.values() {
             let Some(child) = &node.child else { continue };
             let pid = child.id();
-            // Not reaped yet: a zombie (state Z) has exited. /proc keeps `&self` enough here.
+            // Not reaped yet, so an exited node shows as a zombie (state Z); /proc tells without
+            // the `&mut` that `try_wait` needs.
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
             let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
             if state == Some("Z") {
@@ -428,6 +429,11 @@ pub fn read_or_create_secret(path: &Path) -> std::io::Result<String> {
 /// Loopback addresses with ports that were free a moment ago: all held open together, so they
 /// differ, then released for the nodes to bind.
 pub fn free_addrs(count: usize) -> std::io::Result<Vec<String>> {
+    Ok(free_ports(count)?.into_iter().map(|port| format!("127.0.0.1:{port}")).collect())
+}
+
+/// The ports of [`free_addrs`].
+pub fn free_ports(count: usize) -> std::io::Result<Vec<u16>> {
     let listeners = (0..count).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<Result<Vec<_>, _>>()?;
-    listeners.iter().map(|l| l.local_addr().map(|a| a.to_string())).collect()
+    listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect()
 }

@@ -52,12 +52,28 @@ enum System {
 
 const SYSTEMS: [System; 3] = [System::BooksDb, System::Etcd, System::EtcdJson];
 
+/// The systems reached with HTTP/JSON requests.
+#[derive(Clone, Copy, PartialEq)]
+enum JsonApi {
+    BooksDb,
+    Etcd,
+}
+
 impl System {
     fn name(self) -> &'static str {
         match self {
             System::BooksDb => "books-db",
             System::Etcd => "etcd-grpc",
             System::EtcdJson => "etcd-json",
+        }
+    }
+
+    /// How it is asked over HTTP/JSON; `None` for gRPC.
+    fn json_api(self) -> Option<JsonApi> {
+        match self {
+            System::BooksDb => Some(JsonApi::BooksDb),
+            System::Etcd => None,
+            System::EtcdJson => Some(JsonApi::Etcd),
         }
     }
 }
@@ -76,12 +92,9 @@ pub async fn run(options: RaftBench) -> Result<()> {
     let (ours, etcd, secret_dir) = if options.containers {
         crate::images::run()?;
         let secret_dir = tempfile::tempdir()?;
-        let ports = raft_local_cluster::free_addrs(3)?
-            .iter()
-            .map(|a| a.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).context("a free port"))
-            .collect::<Result<Vec<u16>>>()?;
         let project = crate::containers::unique_project("bench");
-        let ours = ComposeCluster::start(&project, [ports[0], ports[1], ports[2]], secret_dir.path().join("s"), true)?;
+        let ports = crate::containers::free_ports()?;
+        let ours = ComposeCluster::start(&project, ports, secret_dir.path().join("s"), true)?;
         let etcd = EtcdCluster::start_containers(3, &ours.network())?;
         (BooksDbCluster::Containers(ours), etcd, Some(secret_dir))
     } else {
@@ -119,20 +132,23 @@ pub async fn run(options: RaftBench) -> Result<()> {
                     System::Etcd | System::EtcdJson => etcd.client_urls.clone(),
                 });
                 let value = value.clone();
-                let sample = if system == System::Etcd {
-                    let connect = |client: usize| {
-                        let url = urls[client % urls.len()].clone();
-                        async move { Ok(etcd_client::Client::connect([url], None).await?.kv_client()) }
-                    };
-                    drive_with(clients, duration, connect, move |kv, client, i| {
-                        grpc_request(kv, op, client, i, value.clone())
-                    })
-                    .await?
-                } else {
-                    drive(clients, duration, move |http, client, i| {
-                        request(http, urls.clone(), system, op, client, i, value.clone())
-                    })
-                    .await?
+                let sample = match system.json_api() {
+                    Some(api) => {
+                        drive(clients, duration, move |http, client, i| {
+                            request(http, urls.clone(), api, op, client, i, value.clone())
+                        })
+                        .await?
+                    }
+                    None => {
+                        let connect = |client: usize| {
+                            let url = urls[client % urls.len()].clone();
+                            async move { Ok(etcd_client::Client::connect([url], None).await?.kv_client()) }
+                        };
+                        drive_with(clients, duration, connect, move |kv, client, i| {
+                            grpc_request(kv, op, client, i, value.clone())
+                        })
+                        .await?
+                    }
                 };
                 println!(
                     "{:<10} {:<6} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>7}",
@@ -178,7 +194,7 @@ fn ratios(rows: &[Row], anchor: System, client_counts: &[usize]) {
 async fn request(
     http: reqwest::Client,
     urls: Arc<Vec<String>>,
-    system: System,
+    api: JsonApi,
     op: Op,
     client: usize,
     i: u64,
@@ -186,15 +202,14 @@ async fn request(
 ) -> bool {
     let url = &urls[client % urls.len()];
     let key = format!("bench/{client}/{}", i % 100);
-    let request = match (system, op) {
-        (System::BooksDb, Op::Write) => http.put(format!("{url}/kv/{key}")).json(&json!({ "value": value })),
-        (System::BooksDb, Op::Read) => http.get(format!("{url}/kv/{key}")),
-        (System::Etcd, _) => return false,
-        (System::EtcdJson, Op::Write) => http
+    let request = match (api, op) {
+        (JsonApi::BooksDb, Op::Write) => http.put(format!("{url}/kv/{key}")).json(&json!({ "value": value })),
+        (JsonApi::BooksDb, Op::Read) => http.get(format!("{url}/kv/{key}")),
+        (JsonApi::Etcd, Op::Write) => http
             .post(format!("{url}/v3/kv/put"))
             .json(&json!({ "key": BASE64.encode(&key), "value": BASE64.encode(&value) })),
         // etcd's range is linearizable unless `serializable` is set.
-        (System::EtcdJson, Op::Read) => {
+        (JsonApi::Etcd, Op::Read) => {
             http.post(format!("{url}/v3/kv/range")).json(&json!({ "key": BASE64.encode(&key) }))
         }
     };

@@ -112,15 +112,11 @@ pub fn run(options: Nemesis) -> Result<()> {
 /// One run on a fresh compose project: clients and nemesis for `duration`, heal, final reads,
 /// check.
 pub async fn run_once(options: &Nemesis, seed: u64) -> Result<RunReport> {
-    let ports = raft_local_cluster::free_addrs(3)?
-        .iter()
-        .map(|a| a.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).context("a free port"))
-        .collect::<Result<Vec<u16>>>()?;
     let project = crate::containers::unique_project("nemesis");
     let secret_dir = tempfile::tempdir()?;
     let mut cluster = ComposeCluster::start(
         &project,
-        [ports[0], ports[1], ports[2]],
+        crate::containers::free_ports()?,
         secret_dir.path().join("cluster-secret"),
         true,
     )?;
