@@ -57,8 +57,8 @@ impl App {
 
     /// Commits a command through Raft if this node leads; otherwise says where the leader is.
     pub async fn write(&self, command: Command) -> Result<Placed<CommandResult>, ApiError> {
-        if let Err(forward) = self.raft.as_leader() {
-            return leader_of(forward).map(Placed::Leader);
+        if let Some(leader) = self.leader_elsewhere().await? {
+            return Ok(Placed::Leader(leader));
         }
         let written = tokio::time::timeout(self.config.request_timeout(), self.raft.client_write(command)).await;
         match written {
@@ -78,8 +78,8 @@ impl App {
 
     /// Makes a following local read linearizable (ReadIndex), or says where the leader is.
     pub async fn linearize(&self) -> Result<Placed<()>, ApiError> {
-        if let Err(forward) = self.raft.as_leader() {
-            return leader_of(forward).map(Placed::Leader);
+        if let Some(leader) = self.leader_elsewhere().await? {
+            return Ok(Placed::Leader(leader));
         }
         let confirmed =
             tokio::time::timeout(self.config.request_timeout(), self.raft.ensure_linearizable(ReadPolicy::ReadIndex))
@@ -94,6 +94,31 @@ impl App {
             }
             Ok(Err(RaftError::Fatal(e))) => Err(ApiError::unavailable("node_stopped", e.to_string())),
             Err(_) => Err(self.timed_out("read")),
+        }
+    }
+
+    /// The leader's address when another node leads, `None` when this one does. While no leader
+    /// is known it waits for one, within the request timeout, rather than failing at once: a
+    /// follower that has not yet heard from a just-elected leader would otherwise refuse clients
+    /// of a healthy cluster.
+    async fn leader_elsewhere(&self) -> Result<Option<PeerAddr>, ApiError> {
+        let forward = match self.raft.as_leader() {
+            Ok(_) => return Ok(None),
+            Err(forward) => forward,
+        };
+        if let Some(leader) = forward.leader_node {
+            return Ok(Some(leader));
+        }
+        let metrics = self
+            .raft
+            .wait(Some(self.config.request_timeout()))
+            .metrics(|m| m.current_leader.is_some(), "a known leader")
+            .await
+            .map_err(|_| no_leader())?;
+        match metrics.current_leader {
+            Some(id) if id == self.id => Ok(None),
+            Some(id) => metrics.membership_config.get_node(&id).cloned().map(Some).ok_or_else(no_leader),
+            None => Err(no_leader()),
         }
     }
 
@@ -153,5 +178,9 @@ impl App {
 }
 
 fn leader_of(forward: ForwardToLeader<TypeConfig>) -> Result<PeerAddr, ApiError> {
-    forward.leader_node.ok_or_else(|| ApiError::unavailable("no_leader", "the cluster has no leader right now; retry"))
+    forward.leader_node.ok_or_else(no_leader)
+}
+
+pub(crate) fn no_leader() -> ApiError {
+    ApiError::unavailable("no_leader", "the cluster has no leader right now; retry")
 }

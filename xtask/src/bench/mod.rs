@@ -23,6 +23,9 @@ pub enum Bench {
 }
 
 pub fn run(bench: Bench) -> Result<()> {
+    if matches!(bench, Bench::Raft(_)) && !cfg!(feature = "etcd-grpc") {
+        return raft::run_with_etcd_grpc();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match bench {
         Bench::Raft(options) => runtime.block_on(raft::run(options)),

@@ -11,7 +11,9 @@ use raft_local_cluster::LocalCluster;
 use serde_json::json;
 
 use super::etcd::EtcdCluster;
-use super::load::{Sample, drive, drive_with};
+#[cfg(feature = "etcd-grpc")]
+use super::load::drive_with;
+use super::load::{Sample, drive};
 use crate::books_db::BooksDbCluster;
 use crate::containers::ComposeCluster;
 
@@ -139,16 +141,7 @@ pub async fn run(options: RaftBench) -> Result<()> {
                         })
                         .await?
                     }
-                    None => {
-                        let connect = |client: usize| {
-                            let url = urls[client % urls.len()].clone();
-                            async move { Ok(etcd_client::Client::connect([url], None).await?.kv_client()) }
-                        };
-                        drive_with(clients, duration, connect, move |kv, client, i| {
-                            grpc_request(kv, op, client, i, value.clone())
-                        })
-                        .await?
-                    }
+                    None => grpc_sample(urls, clients, duration, op, value).await?,
                 };
                 println!(
                     "{:<10} {:<6} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>7}",
@@ -223,7 +216,46 @@ async fn request(
     }
 }
 
+/// `bench raft` needs etcd's gRPC client, which needs protoc to build: the xtask that
+/// `cargo xtask` builds leaves it out, and runs itself again with it for this command.
+pub fn run_with_etcd_grpc() -> Result<()> {
+    let status = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["run", "--quiet", "--package", "xtask", "--features", "etcd-grpc", "--"])
+        .args(std::env::args_os().skip(1))
+        .current_dir(crate::workspace_root())
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!(
+            "bench raft ({status}); etcd's gRPC client builds with protoc: install Debian's protobuf-compiler and libprotobuf-dev if the build failed"
+        );
+    }
+    Ok(())
+}
+
+/// The workload through etcd's gRPC KV API, each client on its own connection.
+#[cfg(feature = "etcd-grpc")]
+async fn grpc_sample(
+    urls: Arc<Vec<String>>,
+    clients: usize,
+    duration: Duration,
+    op: Op,
+    value: String,
+) -> Result<Sample> {
+    let connect = |client: usize| {
+        let url = urls[client % urls.len()].clone();
+        async move { Ok(etcd_client::Client::connect([url], None).await?.kv_client()) }
+    };
+    drive_with(clients, duration, connect, move |kv, client, i| grpc_request(kv, op, client, i, value.clone())).await
+}
+
+#[cfg(not(feature = "etcd-grpc"))]
+async fn grpc_sample(_: Arc<Vec<String>>, _: usize, _: Duration, _: Op, _: String) -> Result<Sample> {
+    bail!("this xtask was built without the etcd-grpc feature")
+}
+
 /// The same workload as [`request`], through etcd's gRPC KV API.
+#[cfg(feature = "etcd-grpc")]
 async fn grpc_request(mut kv: etcd_client::KvClient, op: Op, client: usize, i: u64, value: String) -> bool {
     let key = format!("bench/{client}/{}", i % 100);
     match op {

@@ -82,7 +82,7 @@ async fn membership_answer(app: &App, change: Change, request: &Incoming) -> Res
         Ok(Ok(written)) => Ok(Json(serde_json::json!({ "version": written.log_id.index() })).into_response()),
         Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => match forward.leader_node {
             Some(leader) => Ok(app.forward(&leader, request, MEMBERSHIP_TIMEOUT).await),
-            None => Err(ApiError::unavailable("no_leader", "the cluster has no leader right now; retry")),
+            None => Err(crate::app::no_leader()),
         },
         Ok(Err(RaftError::APIError(e))) => {
             Err(ApiError::new(StatusCode::CONFLICT, "membership_change_refused", e.to_string()))
