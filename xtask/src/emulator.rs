@@ -66,35 +66,7 @@ impl AwsEmulator {
                 command.args(["-c", MOTO_SERVER, "127.0.0.1", &port.to_string()]);
                 Ok(EmulatorLaunch { command, ready_path: "/moto-api/", stop: Stop::Kill })
             }
-            Self::Ministack => {
-                let venv = venv::ministack()?;
-                // MiniStack's ASGI app under uvicorn (httptools, uvloop) rather than its own
-                // Hypercorn: see tools/ministack-requirements.txt.
-                let mut command = venv.command(&venv.bin("python").to_string_lossy());
-                command
-                    .args(["-m", "uvicorn", "ministack.app:app", "--host", "127.0.0.1", "--port", &port.to_string()])
-                    .args(["--loop", "uvloop", "--http", "httptools", "--timeout-keep-alive", "75"])
-                    .args(["--no-access-log", "--log-level", "warning"])
-                    // Where it says its queues are (queue URLs).
-                    .env("GATEWAY_PORT", port.to_string())
-                    .env("MINISTACK_HOST", "127.0.0.1")
-                    .env("SERVICES", "dynamodb,sqs")
-                    // No listeners beyond the gateway port (IoT's MQTT on 0.0.0.0:8883, SFTP).
-                    .env("IOT_MTLS_ENABLED", "0")
-                    .env("SFTP_ENABLED", "0")
-                    .env("LOG_LEVEL", "WARNING");
-                if let Some(dir) = state_dir {
-                    check_saved_state(dir)?;
-                    command.env("PERSIST_STATE", "1").env("STATE_DIR", dir);
-                } else {
-                    command.env("PERSIST_STATE", "0");
-                }
-                // Its own process group: a Ctrl-C in the terminal reaches `cargo xtask up` alone,
-                // which stops MiniStack after the pollers have given their messages back.
-                command.process_group(0);
-                let stop = if state_dir.is_some() { Stop::Terminate } else { Stop::Kill };
-                Ok(EmulatorLaunch { command, ready_path: "/_ministack/health", stop })
-            }
+            Self::Ministack => ministack(port, state_dir, "dynamodb,sqs"),
         }
     }
 
@@ -113,6 +85,39 @@ impl AwsEmulator {
         }
         Ok(())
     }
+}
+
+/// MiniStack on 127.0.0.1:`port` with only `services` (comma-separated), keeping its state in
+/// `state_dir` when given; `cargo xtask deploy --local` asks for more services than the embedded
+/// default.
+pub(crate) fn ministack(port: u16, state_dir: Option<&Path>, services: &str) -> Result<EmulatorLaunch> {
+    let venv = venv::ministack()?;
+    // MiniStack's ASGI app under uvicorn (httptools, uvloop) rather than its own Hypercorn: see
+    // tools/ministack-requirements.txt.
+    let mut command = venv.command(&venv.bin("python").to_string_lossy());
+    command
+        .args(["-m", "uvicorn", "ministack.app:app", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--loop", "uvloop", "--http", "httptools", "--timeout-keep-alive", "75"])
+        .args(["--no-access-log", "--log-level", "warning"])
+        // Where it says its queues are (queue URLs).
+        .env("GATEWAY_PORT", port.to_string())
+        .env("MINISTACK_HOST", "127.0.0.1")
+        .env("SERVICES", services)
+        // No listeners beyond the gateway port (IoT's MQTT on 0.0.0.0:8883, SFTP).
+        .env("IOT_MTLS_ENABLED", "0")
+        .env("SFTP_ENABLED", "0")
+        .env("LOG_LEVEL", "WARNING");
+    if let Some(dir) = state_dir {
+        check_saved_state(dir)?;
+        command.env("PERSIST_STATE", "1").env("STATE_DIR", dir);
+    } else {
+        command.env("PERSIST_STATE", "0");
+    }
+    // Its own process group: a Ctrl-C in the terminal reaches `cargo xtask` alone, which stops
+    // MiniStack after what depends on it.
+    command.process_group(0);
+    let stop = if state_dir.is_some() { Stop::Terminate } else { Stop::Kill };
+    Ok(EmulatorLaunch { command, ready_path: "/_ministack/health", stop })
 }
 
 /// Reads every file MiniStack saved in `dir`, so that one that cannot be read stops the start

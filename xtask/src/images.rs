@@ -1,6 +1,6 @@
 //! `cargo xtask images`: the project's container images, built here with nothing pulled. Each is
-//! `FROM scratch` with one binary and exactly the shared libraries `ldd` says it links, so no base
-//! image or registry is needed.
+//! `FROM scratch` with its binaries and exactly the shared libraries `ldd` says they link, so no
+//! base image or registry is needed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,6 +13,27 @@ pub const RAFT_NODE_IMAGE: &str = "bookstore/raft-node:latest";
 pub const ETCD_IMAGE: &str = "bookstore/etcd:latest";
 /// Where Debian's `etcd-server` puts etcd.
 const ETCD_BINARY: &str = "/usr/bin/etcd";
+/// The Lambda base image `sam local` builds its `provided.al2023` x86_64 images on; with
+/// `--skip-pull-image` it takes this local one.
+pub const LAMBDA_BASE_IMAGE: &str = "public.ecr.aws/lambda/provided:al2023-x86_64";
+/// Debian's `busybox-static`: the shell and tools the SAM CLI's image build runs (`sh`, `mv`,
+/// `chmod`, `cp`, `rm`).
+const BUSYBOX_BINARY: &str = "/bin/busybox";
+/// Debian's CA bundle (`ca-certificates`).
+const CA_CERTIFICATES: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// The commands the Lambda base image links to busybox.
+const BUSYBOX_COMMANDS: [&str; 8] = ["sh", "mv", "chmod", "cp", "rm", "mkdir", "ls", "cat"];
+/// The glibc a `provided.al2023` function may link (a `bootstrap` built by cargo-lambda links a
+/// subset), with the loader; the Lambda image carries them as Amazon Linux does.
+const LAMBDA_LIBRARIES: [&str; 7] = [
+    "/lib/x86_64-linux-gnu/libc.so.6",
+    "/lib/x86_64-linux-gnu/libm.so.6",
+    "/lib/x86_64-linux-gnu/libpthread.so.0",
+    "/lib/x86_64-linux-gnu/libdl.so.2",
+    "/lib/x86_64-linux-gnu/librt.so.1",
+    "/lib/x86_64-linux-gnu/libgcc_s.so.1",
+    "/lib64/ld-linux-x86-64.so.2",
+];
 
 /// One image: a binary at `/NAME` on an empty root, with Dockerfile lines after the copy.
 struct ImageSpec<'a> {
@@ -25,6 +46,7 @@ struct ImageSpec<'a> {
 pub fn run() -> Result<()> {
     crate::containers::check_docker()?;
     build_raft_node()?;
+    build_lambda_base()?;
     if Path::new(ETCD_BINARY).exists() {
         build(&ImageSpec {
             tag: ETCD_IMAGE,
@@ -54,13 +76,47 @@ pub fn build_raft_node() -> Result<()> {
     })
 }
 
+/// Builds the Lambda base image: the runtime's folders, busybox for the SAM CLI's build steps,
+/// and glibc for the functions. The Runtime Interface Emulator is not in it: the SAM CLI adds its
+/// own, which finds `/var/task/bootstrap` by itself.
+pub fn build_lambda_base() -> Result<()> {
+    let busybox = Path::new(BUSYBOX_BINARY);
+    if !busybox.exists() || !linked_libraries(busybox)?.is_empty() {
+        bail!("{BUSYBOX_BINARY} is missing or not static: apt-get install busybox-static");
+    }
+    let context = image_context("lambda-provided")?;
+    let rootfs = context.join("rootfs");
+    for dir in ["tmp", "var/task", "var/runtime", "opt"] {
+        std::fs::create_dir_all(rootfs.join(dir))?;
+    }
+    copy_into(&rootfs, busybox, busybox)?;
+    for command in BUSYBOX_COMMANDS {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(command))?;
+    }
+    for library in LAMBDA_LIBRARIES {
+        copy_into(&rootfs, Path::new(library), Path::new(library))?;
+    }
+    // The CA certificates, where Amazon Linux keeps them, for a function that calls out over TLS.
+    let certificates = Path::new(CA_CERTIFICATES);
+    if certificates.exists() {
+        copy_into(&rootfs, certificates, Path::new("/etc/pki/tls/certs/ca-bundle.crt"))?;
+    }
+    write_dockerfile(
+        &context,
+        concat!(
+            "ENV LANG=en_US.UTF-8 TZ=:/etc/localtime PATH=/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin ",
+            "LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib ",
+            "LAMBDA_TASK_ROOT=/var/task LAMBDA_RUNTIME_DIR=/var/runtime\n",
+            "WORKDIR /var/task\n",
+        ),
+    )?;
+    docker_build(LAMBDA_BASE_IMAGE, &context)
+}
+
 fn build(spec: &ImageSpec) -> Result<()> {
     let name = spec.binary.file_name().and_then(|n| n.to_str()).context("the binary has no file name")?;
-    let context = crate::workspace_root().join("target/images").join(name);
+    let context = image_context(name)?;
     let rootfs = context.join("rootfs");
-    if context.exists() {
-        std::fs::remove_dir_all(&context).with_context(|| format!("clearing {}", context.display()))?;
-    }
     for dir in ["etc", "tmp", "data"] {
         std::fs::create_dir_all(rootfs.join(dir))?;
     }
@@ -70,21 +126,41 @@ fn build(spec: &ImageSpec) -> Result<()> {
     }
     // Host names (the other nodes, by their container names) from Docker's /etc/hosts and DNS.
     std::fs::write(rootfs.join("etc/nsswitch.conf"), "hosts: files dns\n")?;
-    std::fs::write(context.join("Dockerfile"), format!("FROM scratch\nCOPY rootfs/ /\n{}", spec.dockerfile_tail))?;
+    write_dockerfile(&context, spec.dockerfile_tail)?;
+    docker_build(spec.tag, &context)
+}
 
-    eprintln!("building image {}...", spec.tag);
+/// An empty build context for the image `name`, in `target/images/`.
+fn image_context(name: &str) -> Result<PathBuf> {
+    let context = crate::workspace_root().join("target/images").join(name);
+    if context.exists() {
+        std::fs::remove_dir_all(&context).with_context(|| format!("clearing {}", context.display()))?;
+    }
+    std::fs::create_dir_all(context.join("rootfs"))?;
+    Ok(context)
+}
+
+/// A Dockerfile that puts `rootfs/` on an empty root, then `tail`.
+fn write_dockerfile(context: &Path, tail: &str) -> Result<()> {
+    let dockerfile = context.join("Dockerfile");
+    std::fs::write(&dockerfile, format!("FROM scratch\nCOPY rootfs/ /\n{tail}"))
+        .with_context(|| format!("writing {}", dockerfile.display()))
+}
+
+fn docker_build(tag: &str, context: &Path) -> Result<()> {
+    eprintln!("building image {tag}...");
     let output = Command::new("docker")
-        .args(["build", "--quiet", "--tag", spec.tag])
-        .arg(&context)
+        .args(["build", "--quiet", "--tag", tag])
+        .arg(context)
         // The classic builder: BuildKit would look for a registry even for `FROM scratch` on
         // some engines.
         .env("DOCKER_BUILDKIT", "0")
         .output()
         .context("running docker build")?;
     if !output.status.success() {
-        bail!("docker build of {} failed: {}", spec.tag, String::from_utf8_lossy(&output.stderr).trim());
+        bail!("docker build of {tag} failed: {}", String::from_utf8_lossy(&output.stderr).trim());
     }
-    eprintln!("built {}", spec.tag);
+    eprintln!("built {tag}");
     Ok(())
 }
 

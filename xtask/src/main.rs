@@ -2,7 +2,7 @@
 //! `cargo xtask images` builds the container images, `cargo xtask nemesis` checks the books
 //! database under faults, `cargo xtask bench raft` measures it against etcd.
 
-use xtask::{bench, browser, cargo, fraud_model, images, nemesis, redrive, up, venv};
+use xtask::{bench, browser, cargo, deploy, fraud_model, images, nemesis, redrive, up, venv};
 
 use std::process::ExitCode;
 
@@ -35,12 +35,16 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Build the container images here (nothing is pulled): bookstore/raft-node, and
+    /// Build the container images here (nothing is pulled): bookstore/raft-node, the Lambda base
+    /// image for `sam local` (public.ecr.aws/lambda/provided:al2023-x86_64), and
     /// bookstore/etcd where Debian's etcd-server is installed.
     Images,
     /// Run the container cluster under faults (kill, pause, partition) with clients recording a
     /// history; check it for linearizability and lost writes.
     Nemesis(nemesis::Nemesis),
+    /// Deploy template.yaml with `sam deploy` to a MiniStack started here (`--local`), with the
+    /// books database, and run it until Ctrl-C.
+    Deploy(deploy::Deploy),
     /// Run a benchmark and print its figures.
     #[command(subcommand)]
     Bench(bench::Bench),
@@ -89,6 +93,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Task::Nemesis(options) => {
             nemesis::run(options)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::Deploy(options) => {
+            deploy::run(options)?;
             Ok(ExitCode::SUCCESS)
         }
         Task::Bench(bench) => {

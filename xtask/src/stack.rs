@@ -26,6 +26,7 @@ use raft_local_cluster::{free_addrs, spawn_tied};
 
 use crate::books_db::{BooksDbCluster, BooksDbMode};
 
+use crate::sam_local::SamLocal;
 use crate::template::{Resolver, Route, Template};
 use crate::venv;
 
@@ -56,6 +57,9 @@ pub struct StackOptions {
     pub release: bool,
     /// Values for the template's parameters, over their defaults.
     pub parameters: Vec<(String, String)>,
+    /// Serve `sam local` too: relay the services onto Docker's bridge and write the SAM CLI's
+    /// `--env-vars` file (see [`crate::sam_local`]). Needs a Docker engine.
+    pub sam_local: bool,
 }
 
 impl StackOptions {
@@ -71,6 +75,7 @@ impl StackOptions {
             data_dir: None,
             release: false,
             parameters: Vec::new(),
+            sam_local: false,
         }
     }
 }
@@ -88,6 +93,8 @@ pub struct Stack {
     pub function_env: BTreeMap<String, String>,
     /// Template logical id → local name (tables) or URL (queues).
     pub resources: BTreeMap<String, String>,
+    /// What `sam local` uses of this stack, when asked for.
+    pub sam_local: Option<SamLocal>,
     pub logs: PathBuf,
     processes: Vec<Supervised>,
     gateway: tokio::task::JoinHandle<()>,
@@ -158,6 +165,8 @@ impl Stack {
         for function in &functions {
             resolver.refs.insert(function.logical_id.clone(), function.binary.clone());
         }
+        resolver.refs.insert("EmulatorEndpointUrl".into(), aws_endpoint.clone());
+        resolver.refs.insert("LambdaEndpointUrl".into(), watch_url.clone());
         let mut function_env = BTreeMap::new();
         for function in &functions {
             for (name, value) in &function.environment {
@@ -175,14 +184,15 @@ impl Stack {
             ("AWS_REGION", REGION.to_string()),
             ("AWS_ACCESS_KEY_ID", "test".into()),
             ("AWS_SECRET_ACCESS_KEY", "test".into()),
-            ("AWS_ENDPOINT_URL_DYNAMODB", aws_endpoint.clone()),
-            ("AWS_ENDPOINT_URL_SQS", aws_endpoint.clone()),
-            ("AWS_ENDPOINT_URL_LAMBDA", watch_url.clone()),
         ] {
             function_env.insert(name.into(), value);
         }
         let env_file = data_dir.join("functions.env");
         std::fs::write(&env_file, function_env.iter().map(|(k, v)| format!("{k}={v}\n")).collect::<String>())?;
+        let sam_local = match options.sam_local {
+            true => Some(SamLocal::start(&function_env, &data_dir.join("sam-env.json")).await?),
+            false => None,
+        };
 
         let mut watch = venv.command("cargo");
         watch
@@ -216,6 +226,7 @@ impl Stack {
             books_db,
             function_env,
             resources,
+            sam_local,
             logs,
             processes: std::mem::take(&mut stack_guard.0),
             gateway,
@@ -452,7 +463,7 @@ impl Processes {
 
     /// Waits until `url` answers; fails at once, with the end of its log, if the last process
     /// started exits first (a broken venv, a port taken).
-    async fn wait_until_serving(&mut self, url: &str, log: &Path, timeout: Duration) -> Result<()> {
+    pub(crate) async fn wait_until_serving(&mut self, url: &str, log: &Path, timeout: Duration) -> Result<()> {
         let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build()?;
         let deadline = Instant::now() + timeout;
         loop {

@@ -82,6 +82,9 @@ pub fn run(options: Up) -> Result<()> {
             .into_iter()
             .filter_map(|(name, value)| Some((name.to_string(), value?)))
             .collect(),
+            // Wherever there is a Docker engine, `sam local` can run the functions against
+            // this stack.
+            sam_local: crate::sam_local::bridge_gateway().is_ok(),
         });
         let stack = tokio::select! {
             stack = start => stack?,
@@ -101,6 +104,12 @@ pub fn run(options: Up) -> Result<()> {
             if stack.aws.keeps_state() { ", state kept across a clean stop" } else { ", in memory" },
             stack.watch_url
         );
+        if let Some(sam_local) = &stack.sam_local {
+            println!(
+                "  sam local (after cargo xtask images and cargo xtask tool sam build --build-in-source): cargo xtask tool sam local invoke CheckoutFunction -e events/checkout.json --env-vars {} --skip-pull-image",
+                sam_local.env_vars_file.display()
+            );
+        }
         println!("  logs: {}; Ctrl-C stops everything", stack.logs.display());
         shutdown.await;
         eprintln!("stopping (saving the emulator's state)");

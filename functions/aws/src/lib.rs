@@ -4,7 +4,8 @@
 //!
 //! | variable | what | default |
 //! | --- | --- | --- |
-//! | `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_DYNAMODB`, `_SQS`, `_LAMBDA`) | the AWS endpoint | AWS |
+//! | `EMULATOR_ENDPOINT_URL` (or the SDK's `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB`, …) | the AWS endpoint: a local emulator | AWS |
+//! | `LAMBDA_ENDPOINT_URL` | the Lambda API, where the functions invoke each other | the AWS endpoint |
 //! | `SERVICE_STATE_TABLE` | the services' per-order state | `bookstore-service-state` |
 //! | `ORDERS_TABLE` | the orders | `bookstore-orders` |
 //! | `ORDER_QUEUE_URL` | the order queue | — |
@@ -32,7 +33,7 @@ mod stock;
 mod system_status;
 
 pub use books::BooksDbCatalog;
-pub use config::{env_or, http_client, lambda_client, sdk_config};
+pub use config::{EMULATOR_ENDPOINT_URL, LAMBDA_ENDPOINT_URL, env_or, http_client, lambda_client, sdk_config};
 pub use executor::{DeliverySettings, EmulatedFaults, RetryQueue, execute_batch};
 pub use invoke::LambdaServices;
 pub use lambda::{
