@@ -3,11 +3,10 @@
 //! event source mapping, DynamoDB, S3 for the code), with the books database beside it.
 //!
 //! MiniStack runs `provided.al2023` functions as local processes, so the functions reach the
-//! books database and MiniStack on 127.0.0.1. `localstack/deploy.sh` does the same deployment
-//! against any LocalStack-compatible endpoint.
+//! books database and MiniStack on 127.0.0.1. The building and deploying is
+//! `localstack/deploy.sh`, the script LocalStack's users run against theirs.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -16,10 +15,12 @@ use crate::books_db::{BooksDbCluster, BooksDbMode};
 use crate::stack::{Processes, REGION, spawn_logged};
 use crate::venv::{self, Venv};
 
+/// The deployment, shared with LocalStack's users.
+const DEPLOY_SCRIPT: &str = "localstack/deploy.sh";
+/// How the script's last line starts.
+const READY: &str = "ready: the bookstore API at ";
 /// What MiniStack serves for the deployment.
 const SERVICES: &str = "cloudformation,s3,lambda,apigateway,sqs,dynamodb,iam,sts,logs,ssm";
-/// The template's output with the API's URL.
-const API_OUTPUT: &str = "ApiUrl";
 
 #[derive(clap::Args)]
 pub struct Deploy {
@@ -133,8 +134,11 @@ impl LocalDeployment {
         let endpoint = format!("http://127.0.0.1:{port}");
         let state_dir = temporary.is_none().then(|| crate::emulator::state_dir(&data_dir));
         let mut launch = crate::emulator::ministack(port, state_dir.as_deref(), SERVICES)?;
-        // The functions it runs as processes inherit its environment: they reach it here.
-        launch.command.env("AWS_ENDPOINT_URL", &endpoint);
+        // The functions it runs as processes inherit its environment: they reach it here. Its
+        // code cache goes with the data dir, not into /tmp.
+        let tmp = data_dir.join("tmp");
+        std::fs::create_dir_all(&tmp)?;
+        launch.command.env("AWS_ENDPOINT_URL", &endpoint).env("TMPDIR", &tmp);
         let log = logs.join("ministack.log");
         let mut processes = Processes::default();
         processes.push("MiniStack", spawn_logged(&mut launch.command, &log)?, launch.stop);
@@ -142,99 +146,38 @@ impl LocalDeployment {
             .wait_until_serving(&format!("{endpoint}{}", launch.ready_path), &log, Duration::from_secs(60))
             .await?;
 
-        let build_dir = data_dir.join("sam-build");
-        let aws = AwsTools { venv: &venv, endpoint: &endpoint };
-        aws.run(
-            "sam build",
-            aws.command("sam")
-                .args(["build", "--build-in-source", "--template", "template.yaml", "--build-dir"])
-                .arg(&build_dir),
-        )?;
-        let parameters =
-            [format!("BooksDbUrl={}", books_db.urls().join(",")), format!("EmulatorEndpointUrl={endpoint}")];
-        aws.run(
-            "sam deploy",
-            aws.command("sam")
-                .arg("deploy")
-                .arg("--template-file")
-                .arg(build_dir.join("template.yaml"))
-                .args(["--stack-name", &options.stack_name, "--resolve-s3", "--capabilities", "CAPABILITY_IAM"])
-                .args(["--no-confirm-changeset", "--no-fail-on-empty-changeset", "--no-progressbar"])
-                .arg("--parameter-overrides")
-                .args(&parameters),
-        )?;
-        let output = aws.run(
-            "aws cloudformation describe-stacks",
-            aws.command("aws").args(["cloudformation", "describe-stacks", "--stack-name", &options.stack_name]).args([
-                "--query",
-                &format!("Stacks[0].Outputs[?OutputKey=='{API_OUTPUT}'].OutputValue"),
-                "--output",
-                "text",
-            ]),
-        )?;
-        let api_url = local_api_url(&endpoint, output.trim())?;
+        let api_url = deploy_script(&venv, &endpoint, &options.stack_name, &books_db.urls().join(","), &data_dir)?;
         Ok(Self { api_url, endpoint, books_db, logs, _processes: processes, _temporary: temporary })
     }
 }
 
-/// The venv's `sam` and `aws`, pointed at the emulator.
-struct AwsTools<'a> {
-    venv: &'a Venv,
-    endpoint: &'a str,
-}
-
-impl AwsTools<'_> {
-    fn command(&self, tool: &str) -> Command {
-        let mut command = self.venv.command(tool);
-        command
-            .current_dir(crate::workspace_root())
-            .env("AWS_ENDPOINT_URL", self.endpoint)
-            .env("AWS_DEFAULT_REGION", REGION)
-            .env("AWS_REGION", REGION)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test");
-        command
+/// Runs `localstack/deploy.sh` against the emulator at `endpoint`, with the venv's SAM CLI and AWS
+/// CLI; the API's URL it prints.
+fn deploy_script(venv: &Venv, endpoint: &str, stack_name: &str, books_db_url: &str, data_dir: &Path) -> Result<String> {
+    eprintln!("sam build and sam deploy (localstack/deploy.sh)...");
+    let script = crate::workspace_root().join(DEPLOY_SCRIPT);
+    let output = venv
+        .command("bash")
+        .arg(&script)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_DEFAULT_REGION", REGION)
+        .env("STACK_NAME", stack_name)
+        .env("BOOKS_DB_URL", books_db_url)
+        .env("FUNCTIONS_ENDPOINT_URL", endpoint)
+        .env("BUILD_DIR", data_dir.join("sam-build"))
+        .env("SAM", "sam")
+        .env("AWS", "aws")
+        .output()
+        .with_context(|| format!("running {DEPLOY_SCRIPT}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        let printed = format!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+        let lines: Vec<&str> = printed.lines().collect();
+        bail!("{DEPLOY_SCRIPT} failed ({}):\n{}", output.status, lines[lines.len().saturating_sub(30)..].join("\n"));
     }
-
-    /// Runs `command`; its standard output, or an error with the end of what it printed.
-    fn run(&self, what: &str, command: &mut Command) -> Result<String> {
-        eprintln!("{what}...");
-        let output = command.output().with_context(|| format!("running {what}"))?;
-        if !output.status.success() {
-            let printed =
-                format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-            let tail: Vec<&str> = printed.lines().rev().take(30).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            bail!("{what} failed ({}):\n{}", output.status, tail.join("\n"));
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    }
-}
-
-/// MiniStack's URL for the stage that `api_output` (`https://{id}.execute-api.{region}.amazonaws.com/{stage}`)
-/// names.
-fn local_api_url(endpoint: &str, api_output: &str) -> Result<String> {
-    let rest = api_output.strip_prefix("https://").context("the API's URL is not https")?;
-    let (host, stage) = rest.split_once('/').context("the API's URL has no stage")?;
-    let (api_id, _) = host.split_once(".execute-api.").context("the API's URL has no API id")?;
-    if api_id.is_empty() || stage.is_empty() {
-        bail!("the stack's {API_OUTPUT} output is {api_output:?}: no API id or stage");
-    }
-    Ok(format!("{endpoint}/restapis/{api_id}/{}/_user_request_", stage.trim_end_matches('/')))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_api_output_gives_ministacks_stage_url() {
-        assert_eq!(
-            local_api_url("http://127.0.0.1:4566", "https://a1b2c3d4.execute-api.us-east-1.amazonaws.com/Prod")
-                .unwrap(),
-            "http://127.0.0.1:4566/restapis/a1b2c3d4/Prod/_user_request_"
-        );
-        assert!(local_api_url("http://127.0.0.1:4566", "None").is_err());
-        assert!(local_api_url("http://127.0.0.1:4566", "https://x.amazonaws.com/Prod").is_err());
-    }
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix(READY))
+        .map(|url| url.trim().to_string())
+        .with_context(|| format!("{DEPLOY_SCRIPT} printed no '{READY}' line:\n{stdout}"))
 }
