@@ -37,6 +37,9 @@ pub struct Deploy {
     /// First of the three consecutive ports of the books database's nodes.
     #[arg(long, default_value_t = 7101)]
     books_db_port: u16,
+    /// The storefront, its page pointed at the deployed API.
+    #[arg(long, default_value_t = 8081)]
+    storefront_port: u16,
     /// The CloudFormation stack's name.
     #[arg(long, default_value = "bookstore")]
     stack_name: String,
@@ -54,6 +57,7 @@ pub struct DeployOptions {
     pub port: u16,
     pub books_db: BooksDbMode,
     pub books_db_port: u16,
+    pub storefront_port: u16,
     pub stack_name: String,
     pub data_dir: Option<PathBuf>,
 }
@@ -65,6 +69,9 @@ pub struct LocalDeployment {
     pub api_url: String,
     /// MiniStack's endpoint.
     pub endpoint: String,
+    /// `http://127.0.0.1:PORT` of the storefront, whose page uses the deployed API.
+    pub storefront_url: String,
+    storefront: tokio::task::JoinHandle<()>,
     pub logs: PathBuf,
     // Dropped in this order: MiniStack first, while the books database still answers.
     _processes: Processes,
@@ -86,6 +93,7 @@ pub fn run(options: Deploy) -> Result<()> {
             port: options.port,
             books_db: options.books_db,
             books_db_port: options.books_db_port,
+            storefront_port: options.storefront_port,
             stack_name: options.stack_name,
             data_dir: Some(data_dir),
         });
@@ -98,10 +106,7 @@ pub fn run(options: Deploy) -> Result<()> {
         };
         println!("ready: the bookstore API at {}", deployment.api_url);
         println!("  try: curl -s {}/books | head -c 300", deployment.api_url);
-        println!(
-            "  the storefront: set <meta name=\"bookstore-api\" content=\"{}\"> in web/index.html",
-            deployment.api_url
-        );
+        println!("  the storefront on it: {} (open it in a browser)", deployment.storefront_url);
         println!("  MiniStack at {}; books database: {}", deployment.endpoint, deployment.books_db.urls().join(","));
         println!("  logs: {}; Ctrl-C stops everything (the deployment is kept)", deployment.logs.display());
         let _ = tokio::signal::ctrl_c().await;
@@ -147,7 +152,32 @@ impl LocalDeployment {
             .await?;
 
         let api_url = deploy_script(&venv, &endpoint, &options.stack_name, &books_db.urls().join(","), &data_dir)?;
-        Ok(Self { api_url, endpoint, books_db, logs, _processes: processes, _temporary: temporary })
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.storefront_port))
+            .await
+            .with_context(|| format!("binding the storefront's port {}", options.storefront_port))?;
+        let storefront_url = format!("http://{}", listener.local_addr()?);
+        let router = crate::gateway::storefront(&api_url)?;
+        let storefront = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                eprintln!("the storefront stopped: {e}");
+            }
+        });
+        Ok(Self {
+            api_url,
+            endpoint,
+            storefront_url,
+            storefront,
+            books_db,
+            logs,
+            _processes: processes,
+            _temporary: temporary,
+        })
+    }
+}
+
+impl Drop for LocalDeployment {
+    fn drop(&mut self) {
+        self.storefront.abort();
     }
 }
 

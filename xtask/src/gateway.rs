@@ -47,6 +47,26 @@ pub fn router(routes: &[(Route, String)], watch: String) -> anyhow::Result<Route
     Ok(router.with_state(upstream))
 }
 
+/// The storefront alone, its API elsewhere: `web/` with the page's `bookstore-api` meta set to
+/// `api_url` (the API answers cross-origin requests: its functions send CORS headers).
+pub fn storefront(api_url: &str) -> anyhow::Result<Router> {
+    let web = crate::workspace_root().join("web");
+    let index = std::fs::read_to_string(web.join("index.html"))?;
+    let empty = r#"<meta name="bookstore-api" content="">"#;
+    anyhow::ensure!(index.contains(empty), "web/index.html has no empty bookstore-api meta to fill in");
+    let escaped = api_url.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;");
+    let page = index.replace(empty, &format!(r#"<meta name="bookstore-api" content="{escaped}">"#));
+    let page = move || {
+        let page = page.clone();
+        async move { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page) }
+    };
+    let files = tower_http::services::ServeDir::new(web).fallback(axum::routing::any(not_found));
+    Ok(Router::new()
+        .route("/", axum::routing::get(page.clone()))
+        .route("/index.html", axum::routing::get(page))
+        .fallback_service(files))
+}
+
 async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "not_found", "no such route")
 }

@@ -1,7 +1,8 @@
 //! `cargo xtask deploy --local`: the unchanged template built by `sam build`, deployed by
 //! `sam deploy` to a MiniStack started here (CloudFormation, API Gateway, Lambda, SQS, DynamoDB),
 //! with the books database as processes. Through the deployed API: a checkout is approved, its
-//! order is committed by the deployed event source mapping, and a bad body gets its 4xx.
+//! order is committed by the deployed event source mapping, and a bad body gets its 4xx; the
+//! storefront it serves uses that API.
 
 mod common;
 
@@ -17,6 +18,7 @@ async fn a_checkout_commits_through_the_deployed_template() {
         port: 0,
         books_db: BooksDbMode::Processes,
         books_db_port: 0,
+        storefront_port: 0,
         stack_name: "bookstore-test".into(),
         data_dir: None,
     })
@@ -65,5 +67,22 @@ async fn a_checkout_commits_through_the_deployed_template() {
         assert_eq!(error["error"]["code"], code, "{body}: {error}");
         assert!(error["error"]["message"].is_string(), "{error}");
     }
+    // The storefront's page uses the deployed API.
+    let page = http.get(&deployment.storefront_url).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(&format!(r#"<meta name="bookstore-api" content="{api}">"#)), "{page}");
+    let script = http.get(format!("{}/js/api.js", deployment.storefront_url)).send().await.unwrap();
+    assert_eq!(script.status().as_u16(), 200);
+    // The page is another origin than the API: the browser's preflight must pass.
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, format!("{api}/checkout"))
+        .header("origin", &deployment.storefront_url)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "preflight: {}", preflight.status());
+    let allowed = preflight.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok());
+    assert!(allowed == Some("*") || allowed == Some(deployment.storefront_url.as_str()), "{:?}", preflight.headers());
     drop(deployment);
 }
