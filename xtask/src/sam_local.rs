@@ -60,6 +60,11 @@ impl Drop for SamLocal {
     }
 }
 
+/// Whether this machine can serve `sam local`: a Docker engine whose bridge address is the host's.
+pub fn available() -> bool {
+    bridge_gateway().is_ok_and(|ip| std::net::TcpListener::bind((ip, 0)).is_ok())
+}
+
 /// The host's address on Docker's default bridge network: its gateway, which the engine often
 /// leaves out of the network's configuration, where it is the subnet's first address.
 pub fn bridge_gateway() -> Result<IpAddr> {

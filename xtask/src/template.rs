@@ -230,12 +230,26 @@ mod tests {
             report_batch_item_failures: true,
         };
         assert_eq!(executor.queue_events, [expected]);
-        assert_eq!(&executor.environment["MAX_RECEIVES"], max_receives, "the executor knows its last delivery");
+        assert_eq!(
+            executor.environment["MAX_RECEIVES"],
+            max_receives.to_string(),
+            "the executor knows its last delivery"
+        );
+        // Lambda's environment values are strings; an emulator given a number fails the function.
+        for function in &functions {
+            for (name, value) in &function.environment {
+                assert!(
+                    value.is_string() || value.is_object(),
+                    "{}: {name} is {value}, not a string",
+                    function.logical_id
+                );
+            }
+        }
         let timeout = template.json["Resources"][&executor.logical_id]["Properties"]["Timeout"].as_u64().unwrap();
         let visibility = &order_queue.properties["VisibilityTimeout"];
         assert!(visibility.as_u64().unwrap() >= 6 * timeout, "the lock: {visibility} s vs {timeout} s");
-        assert_eq!(&executor.environment["VISIBILITY_TIMEOUT_SECONDS"], visibility);
-        let limit = executor.environment["EXECUTION_LIMIT_SECONDS"].as_u64().unwrap();
+        assert_eq!(executor.environment["VISIBILITY_TIMEOUT_SECONDS"], visibility.to_string());
+        let limit: u64 = executor.environment["EXECUTION_LIMIT_SECONDS"].as_str().unwrap().parse().unwrap();
         assert!(limit < timeout, "an execution is given up before the function times out: {limit} s vs {timeout} s");
     }
 

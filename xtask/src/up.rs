@@ -84,7 +84,7 @@ pub fn run(options: Up) -> Result<()> {
             .collect(),
             // Wherever there is a Docker engine, `sam local` can run the functions against
             // this stack.
-            sam_local: crate::sam_local::bridge_gateway().is_ok(),
+            sam_local: crate::sam_local::available(),
         });
         let stack = tokio::select! {
             stack = start => stack?,
