@@ -20,8 +20,7 @@ pub fn ensure() -> Result<()> {
     if installed() {
         return Ok(());
     }
-    // SAFETY: geteuid(2) cannot fail and touches no memory.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = nix::unistd::geteuid().is_root();
     let apt = Command::new("apt-get").arg("--version").output().is_ok_and(|o| o.status.success());
     if !(root && apt) {
         bail!(

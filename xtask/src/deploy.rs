@@ -12,7 +12,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::books_db::{BooksDbCluster, BooksDbMode};
-use crate::stack::{Processes, REGION, spawn_logged};
+use crate::data_dir::DataDir;
+use crate::emulator::REGION;
+use crate::supervisor::{Processes, spawn_logged};
 use crate::venv::{self, Venv};
 
 /// The deployment, shared with LocalStack's users.
@@ -76,7 +78,7 @@ pub struct LocalDeployment {
     // Dropped in this order: MiniStack first, while the books database still answers.
     _processes: Processes,
     pub books_db: BooksDbCluster,
-    _temporary: Option<tempfile::TempDir>,
+    _data_dir: DataDir,
 }
 
 pub fn run(options: Deploy) -> Result<()> {
@@ -120,41 +122,32 @@ impl LocalDeployment {
     /// Starts MiniStack and the books database, builds the template and deploys it.
     pub async fn start(options: DeployOptions) -> Result<Self> {
         let venv = venv::ensure()?;
-        let temporary = match &options.data_dir {
-            Some(_) => None,
-            None => Some(tempfile::Builder::new().prefix("bookstore-deploy-").tempdir()?),
-        };
-        let data_dir = options.data_dir.clone().or_else(|| temporary.as_ref().map(|t| t.path().to_path_buf()));
-        let data_dir = data_dir.context("no data dir")?;
-        let logs = data_dir.join("logs");
-        std::fs::create_dir_all(&logs)?;
+        let data_dir = DataDir::open(options.data_dir.clone(), "bookstore-deploy-")?;
+        // Bound first, so that a port in use fails at once, not after the deploy.
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.storefront_port))
+            .await
+            .with_context(|| format!("binding the storefront's port {}", options.storefront_port))?;
 
         let books_db =
-            BooksDbCluster::start(options.books_db, options.books_db_port, &data_dir, temporary.is_some()).await?;
+            BooksDbCluster::start(options.books_db, options.books_db_port, &data_dir.path, !data_dir.is_kept()).await?;
 
-        let port = match options.port {
-            0 => crate::containers::free_ports()?[0],
-            port => port,
-        };
+        let port = crate::stack::addr(options.port)?.port();
         let endpoint = format!("http://127.0.0.1:{port}");
-        let state_dir = temporary.is_none().then(|| crate::emulator::state_dir(&data_dir));
+        let state_dir = data_dir.is_kept().then(|| crate::emulator::state_dir(&data_dir.path));
         let mut launch = crate::emulator::ministack(port, state_dir.as_deref(), SERVICES)?;
         // The functions it runs as processes inherit its environment: they reach it here. Its
         // code cache goes with the data dir, not into /tmp.
-        let tmp = data_dir.join("tmp");
+        let tmp = data_dir.path.join("tmp");
         std::fs::create_dir_all(&tmp)?;
         launch.command.env("AWS_ENDPOINT_URL", &endpoint).env("TMPDIR", &tmp);
-        let log = logs.join("ministack.log");
+        let log = data_dir.logs.join("ministack.log");
         let mut processes = Processes::default();
-        processes.push("MiniStack", spawn_logged(&mut launch.command, &log)?, launch.stop);
+        processes.push("MiniStack", spawn_logged(launch.command, &log)?, launch.stop);
         processes
             .wait_until_serving(&format!("{endpoint}{}", launch.ready_path), &log, Duration::from_secs(60))
             .await?;
 
-        let api_url = deploy_script(&venv, &endpoint, &options.stack_name, &books_db.urls().join(","), &data_dir)?;
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.storefront_port))
-            .await
-            .with_context(|| format!("binding the storefront's port {}", options.storefront_port))?;
+        let api_url = deploy_script(&venv, &endpoint, &options.stack_name, &books_db.urls().join(","), &data_dir.path)?;
         let storefront_url = format!("http://{}", listener.local_addr()?);
         let router = crate::gateway::storefront(&api_url)?;
         let storefront = tokio::spawn(async move {
@@ -168,9 +161,9 @@ impl LocalDeployment {
             storefront_url,
             storefront,
             books_db,
-            logs,
+            logs: data_dir.logs.clone(),
             _processes: processes,
-            _temporary: temporary,
+            _data_dir: data_dir,
         })
     }
 }

@@ -8,9 +8,7 @@
 //! batch visible again at once: the messages would otherwise stay hidden for the rest of their
 //! visibility timeout, which the emulator keeps across a restart.
 
-use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -19,6 +17,11 @@ use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName,
 };
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::emulator::REGION;
+use crate::functions::invoke_url;
+use crate::template::{FunctionSpec, Resolver};
 
 #[derive(Clone)]
 pub struct QueuePoller {
@@ -32,21 +35,55 @@ pub struct QueuePoller {
 }
 
 impl QueuePoller {
-    /// Polls until `stop` is set (finishing the batch in hand) or the task is aborted.
-    pub async fn run(self, stop: Arc<AtomicBool>) {
+    /// The event source mappings of the functions' `SQS` events, the queues found in `resources`
+    /// (logical id → URL) and `resolver` (their ARNs): as many pollers per event as it lets
+    /// batches run at once.
+    pub fn for_functions(
+        functions: &[FunctionSpec],
+        resources: &BTreeMap<String, String>,
+        resolver: &Resolver,
+        sqs: &aws_sdk_sqs::Client,
+        watch_url: &str,
+    ) -> Result<Vec<QueuePoller>> {
+        let mut pollers = Vec::new();
+        for function in functions {
+            for event in &function.queue_events {
+                let queue_url = resources.get(&event.queue).with_context(|| format!("no queue {}", event.queue))?;
+                let queue_arn =
+                    resolver.attributes.get(&(event.queue.clone(), "Arn".into())).context("no queue ARN")?;
+                for _ in 0..event.maximum_concurrency {
+                    pollers.push(QueuePoller {
+                        sqs: sqs.clone(),
+                        queue_url: queue_url.clone(),
+                        queue_arn: queue_arn.clone(),
+                        invoke_url: invoke_url(watch_url, &function.binary),
+                        batch_size: event.batch_size,
+                        report_batch_item_failures: event.report_batch_item_failures,
+                    });
+                }
+            }
+        }
+        Ok(pollers)
+    }
+
+    /// Polls until `stop` is cancelled (finishing the batch in hand) or the task is aborted.
+    pub async fn run(self, stop: CancellationToken) {
         let http = match reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(900)).build() {
             Ok(http) => http,
             Err(e) => return eprintln!("queue poller: {e}"),
         };
-        while !stop.load(Ordering::SeqCst) {
+        while !stop.is_cancelled() {
             if let Err(e) = self.poll_once(&http, &stop).await {
                 eprintln!("queue poller for {}: {e:#}", self.queue_arn);
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.cancelled() => {}
+                }
             }
         }
     }
 
-    async fn poll_once(&self, http: &reqwest::Client, stop: &AtomicBool) -> Result<()> {
+    async fn poll_once(&self, http: &reqwest::Client, stop: &CancellationToken) -> Result<()> {
         let received = self
             .sqs
             .receive_message()
@@ -81,7 +118,7 @@ impl QueuePoller {
                     HashSet::new()
                 }
             }
-            _ if stop.load(Ordering::SeqCst) => return self.release(messages).await,
+            _ if stop.is_cancelled() => return self.release(messages).await,
             _ => all.clone(),
         };
         let done: Vec<&Message> =
@@ -156,7 +193,7 @@ impl QueuePoller {
             "messageAttributes": {},
             "eventSource": "aws:sqs",
             "eventSourceARN": self.queue_arn,
-            "awsRegion": crate::stack::REGION,
+            "awsRegion": REGION,
         })
     }
 }

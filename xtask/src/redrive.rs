@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 
-use crate::stack::emulator_clients;
+use crate::emulator::emulator_clients;
 
 #[derive(clap::Args)]
 pub struct Redrive {

@@ -10,7 +10,8 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use bookstore_domain::events::Event;
 use bookstore_domain::vector_clock::VectorClock;
 use serde_json::{Value, json};
-use xtask::stack::{AwsEmulator, Stack, StackOptions, emulator_clients};
+use xtask::emulator::emulator_clients;
+use xtask::stack::{AwsEmulator, Stack, StackOptions};
 
 mod common;
 use common::{CARD, Client, order};

@@ -9,7 +9,8 @@ use aws_sdk_sqs::types::QueueAttributeName;
 
 use bookstore_domain::order::OrderStatus;
 use serde_json::{Value, json};
-use xtask::stack::{AwsEmulator, Stack, StackOptions, emulator_clients};
+use xtask::emulator::emulator_clients;
+use xtask::stack::{AwsEmulator, Stack, StackOptions};
 
 mod common;
 use common::{Client, order};

@@ -10,6 +10,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use books_db_client::api::{TxnOp, TxnRequest};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -176,11 +178,8 @@ impl Up {
 
     /// Ctrl-C, as a terminal sends it; waits for the command to finish stopping.
     async fn interrupt(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().expect("still running") as libc::pid_t;
-        // SAFETY: kill(2) on our own child, not yet reaped.
-        unsafe {
-            libc::kill(pid, libc::SIGINT);
-        }
+        let pid = self.child.id().expect("still running") as i32;
+        kill(Pid::from_raw(pid), Signal::SIGINT).expect("a signal to our own child");
         tokio::time::timeout(Duration::from_secs(90), self.child.wait())
             .await
             .expect("cargo xtask up stops within 90 s of Ctrl-C")
@@ -192,10 +191,7 @@ impl Drop for Up {
     fn drop(&mut self) {
         // A test that failed midway: the whole group goes (its children are tied to it too).
         if let Some(pid) = self.child.id() {
-            // SAFETY: kill(2) on the process group of our own child, not yet reaped.
-            unsafe {
-                libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
-            }
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
     }
 }

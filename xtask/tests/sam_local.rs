@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use bookstore_domain::payment::{PaymentResponse, PaymentState};
 use bookstore_domain::service::ServiceResponse;
 use serde_json::{Value, json};
-use xtask::stack::{AwsEmulator, Processes, Stack, StackOptions, Stop, spawn_logged};
+use xtask::stack::{AwsEmulator, Stack, StackOptions};
+use xtask::supervisor::{Processes, Stop, spawn_logged};
 use xtask::{images, venv, workspace_root};
 
 /// What the SAM CLI needs to find the functions' build and reach the stack.
@@ -171,9 +172,9 @@ async fn start_api_approves_a_checkout(sam: &SamLocal) {
     let port_arg = port.to_string();
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("start-api.log");
-    let mut command = sam.command(&["start-api", "--host", "127.0.0.1", "--port", &port_arg]);
+    let command = sam.command(&["start-api", "--host", "127.0.0.1", "--port", &port_arg]);
     let mut api = Processes::default();
-    api.push("sam local start-api", spawn_logged(&mut command, &log).expect("sam starts"), Stop::Terminate);
+    api.push("sam local start-api", spawn_logged(command, &log).expect("sam starts"), Stop::Terminate);
 
     let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build().unwrap();
     let url = format!("http://127.0.0.1:{port}");

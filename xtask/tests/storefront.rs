@@ -14,7 +14,8 @@ use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use xtask::browser::{CHROMEDRIVER, CHROMIUM};
-use xtask::stack::{AwsEmulator, Processes, Stack, StackOptions, Stop, spawn_logged};
+use xtask::stack::{AwsEmulator, Stack, StackOptions};
+use xtask::supervisor::{Processes, Stop, spawn_logged};
 
 /// Long enough for an order to pass the queue, retries included.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -350,7 +351,7 @@ impl Browser {
         command.arg(format!("--port={port}"));
         // Its own process group: stopping it stops the browser it started too.
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let chromedriver = spawn_logged(&mut command, &logs.join("chromedriver.log")).expect("chromedriver starts");
+        let chromedriver = spawn_logged(command, &logs.join("chromedriver.log")).expect("chromedriver starts");
         let chromedriver = {
             let mut processes = Processes::default();
             processes.push("chromedriver", chromedriver, Stop::Kill);

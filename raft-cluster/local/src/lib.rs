@@ -391,6 +391,13 @@ impl Drop for LocalCluster {
 /// Spawns a process that the kernel kills if the spawning thread dies first (a test runner killed
 /// with SIGKILL, say), so no server outlives the test or tool that started it.
 pub fn spawn_tied(command: &mut Command) -> std::io::Result<Child> {
+    tie_to_parent(command);
+    command.spawn()
+}
+
+/// Makes `command`'s process die with the thread that spawns it (see [`spawn_tied`]), for a caller
+/// that spawns it another way.
+pub fn tie_to_parent(command: &mut Command) {
     // SAFETY: prctl(2) is async-signal-safe, as code between fork and exec must be.
     unsafe {
         command.pre_exec(|| {
@@ -398,7 +405,6 @@ pub fn spawn_tied(command: &mut Command) -> std::io::Result<Child> {
             Ok(())
         });
     }
-    command.spawn()
 }
 
 /// The node that says it leads, if a majority of a cluster of `size` (the leader included) agree

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 
 use super::checkout::{cpu_seconds, order_body};
 use super::load::{Sample, drive};
-use crate::stack::{AwsEmulator, Stack, StackOptions, emulator_clients};
+use crate::emulator::emulator_clients;
+use crate::stack::{AwsEmulator, Stack, StackOptions};
 
 #[derive(clap::Args)]
 pub struct OrdersBench {

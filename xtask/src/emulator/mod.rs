@@ -2,14 +2,19 @@
 //! MiniStack by default (fast, and it keeps its state across a clean restart), or moto as a
 //! fidelity cross-check (`--aws moto`; in memory only).
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::stack::Stop;
+use crate::supervisor::Stop;
 use crate::venv;
+
+mod clients;
+mod resources;
+
+pub use clients::{REGION, emulator_clients};
+pub use resources::create_resources;
 
 /// moto server's own application (what `moto_server` serves), served by waitress instead of
 /// werkzeug's development server: werkzeug closes the connection after every answer, so each call
@@ -113,9 +118,6 @@ pub(crate) fn ministack(port: u16, state_dir: Option<&Path>, services: &str) -> 
     } else {
         command.env("PERSIST_STATE", "0");
     }
-    // Its own process group: a Ctrl-C in the terminal reaches `cargo xtask` alone, which stops
-    // MiniStack after what depends on it.
-    command.process_group(0);
     let stop = if state_dir.is_some() { Stop::Terminate } else { Stop::Kill };
     Ok(EmulatorLaunch { command, ready_path: "/_ministack/health", stop })
 }
