@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::venv::Venv;
@@ -16,7 +17,155 @@ use crate::venv::Venv;
 const DECODE: &str = "import json, sys\nfrom cfnlint.decode import decode\ntemplate, problems = decode(sys.argv[1])\nif problems:\n    sys.exit('\\n'.join(str(p) for p in problems))\nprint(json.dumps(template))";
 
 pub struct Template {
-    json: Value,
+    document: Document,
+}
+
+/// The parts of a SAM template the embedded default reads. Values that may be intrinsics (`Ref`,
+/// `Fn::GetAtt`) stay JSON, for [`Resolver`].
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Document {
+    #[serde(default)]
+    parameters: BTreeMap<String, Parameter>,
+    #[serde(default)]
+    globals: Globals,
+    resources: BTreeMap<String, Resource>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Parameter {
+    default: Option<Value>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Globals {
+    #[serde(default)]
+    function: GlobalFunction,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GlobalFunction {
+    #[serde(default)]
+    environment: Environment,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Environment {
+    #[serde(default)]
+    variables: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "Type")]
+enum Resource {
+    #[serde(rename = "AWS::DynamoDB::Table")]
+    Table {
+        #[serde(rename = "Properties")]
+        properties: TableProperties,
+    },
+    #[serde(rename = "AWS::SQS::Queue")]
+    Queue {
+        #[serde(rename = "Properties", default)]
+        properties: Map<String, Value>,
+    },
+    #[serde(rename = "AWS::Serverless::Function")]
+    Function {
+        #[serde(rename = "Properties")]
+        properties: FunctionProperties,
+        #[serde(rename = "Metadata")]
+        metadata: FunctionMetadata,
+    },
+    /// Resources the embedded default has no part of (the API, alarms, ...).
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TableProperties {
+    key_schema: Vec<KeySchemaElement>,
+    attribute_definitions: Vec<AttributeDefinition>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct KeySchemaElement {
+    attribute_name: String,
+    key_type: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct AttributeDefinition {
+    attribute_name: String,
+    attribute_type: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct FunctionProperties {
+    #[serde(default)]
+    environment: Environment,
+    #[serde(default)]
+    events: BTreeMap<String, Event>,
+    timeout: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct FunctionMetadata {
+    build_properties: BuildProperties,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct BuildProperties {
+    binary: String,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "Type", content = "Properties")]
+enum Event {
+    Api(ApiEvent),
+    #[serde(rename = "SQS")]
+    Sqs(SqsEvent),
+    /// Schedules and others, which the embedded default does not run.
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ApiEvent {
+    method: String,
+    path: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SqsEvent {
+    queue: GetAtt,
+    batch_size: Option<i32>,
+    scaling_config: Option<ScalingConfig>,
+    #[serde(default)]
+    function_response_types: Vec<String>,
+}
+
+/// `!GetAtt RESOURCE.ATTRIBUTE`.
+#[derive(Deserialize)]
+struct GetAtt {
+    #[serde(rename = "Fn::GetAtt")]
+    target: (String, String),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ScalingConfig {
+    maximum_concurrency: Option<usize>,
 }
 
 pub struct TableSpec {
@@ -41,6 +190,8 @@ pub struct FunctionSpec {
     pub routes: Vec<Route>,
     /// Its SQS event sources.
     pub queue_events: Vec<QueueEvent>,
+    /// Its `Timeout` in seconds, where it sets one.
+    pub timeout: Option<u64>,
 }
 
 /// An `SQS` event of a function: the event source mapping AWS would run.
@@ -77,88 +228,82 @@ impl Template {
     }
 
     pub fn from_json(json: Value) -> Result<Self> {
-        if !json["Resources"].is_object() {
-            bail!("the template has no Resources");
-        }
-        Ok(Self { json })
-    }
-
-    fn resources(&self, kind: &str) -> impl Iterator<Item = (&String, &Value)> {
-        self.json["Resources"].as_object().into_iter().flatten().filter(move |(_, r)| r["Type"] == kind)
+        let document = serde_json::from_value(json).context("the template's shape")?;
+        Ok(Self { document })
     }
 
     /// Parameter name → default value.
     pub fn parameter_defaults(&self) -> BTreeMap<String, String> {
-        let parameters = self.json["Parameters"].as_object().into_iter().flatten();
-        parameters.filter_map(|(name, p)| Some((name.clone(), p["Default"].as_str()?.to_string()))).collect()
+        let parameters = self.document.parameters.iter();
+        parameters.filter_map(|(name, p)| Some((name.clone(), text(p.default.as_ref()?).ok()?))).collect()
     }
 
     pub fn tables(&self) -> Result<Vec<TableSpec>> {
-        self.resources("AWS::DynamoDB::Table")
-            .map(|(id, table)| {
-                let props = &table["Properties"];
-                let pairs = |list: &Value, a: &str, b: &str| -> Result<Vec<(String, String)>> {
-                    list.as_array()
-                        .with_context(|| format!("{id}: no {a}"))?
-                        .iter()
-                        .map(|item| Ok((text(&item[a])?, text(&item[b])?)))
-                        .collect()
-                };
-                Ok(TableSpec {
-                    logical_id: id.clone(),
-                    keys: pairs(&props["KeySchema"], "AttributeName", "KeyType")?,
-                    attributes: pairs(&props["AttributeDefinitions"], "AttributeName", "AttributeType")?,
-                })
-            })
-            .collect()
+        let tables = self.document.resources.iter().filter_map(|(id, resource)| match resource {
+            Resource::Table { properties } => Some(TableSpec {
+                logical_id: id.clone(),
+                keys: properties.key_schema.iter().map(|k| (k.attribute_name.clone(), k.key_type.clone())).collect(),
+                attributes: properties
+                    .attribute_definitions
+                    .iter()
+                    .map(|a| (a.attribute_name.clone(), a.attribute_type.clone()))
+                    .collect(),
+            }),
+            _ => None,
+        });
+        Ok(tables.collect())
     }
 
     pub fn queues(&self) -> Vec<QueueSpec> {
-        self.resources("AWS::SQS::Queue")
-            .map(|(id, queue)| QueueSpec {
-                logical_id: id.clone(),
-                properties: queue["Properties"].as_object().cloned().unwrap_or_default(),
-            })
-            .collect()
+        let queues = self.document.resources.iter().filter_map(|(id, resource)| match resource {
+            Resource::Queue { properties } => {
+                Some(QueueSpec { logical_id: id.clone(), properties: properties.clone() })
+            }
+            _ => None,
+        });
+        queues.collect()
     }
 
     pub fn functions(&self) -> Result<Vec<FunctionSpec>> {
-        let globals =
-            self.json["Globals"]["Function"]["Environment"]["Variables"].as_object().cloned().unwrap_or_default();
-        self.resources("AWS::Serverless::Function")
-            .map(|(id, function)| {
-                let binary = text(&function["Metadata"]["BuildProperties"]["Binary"])
-                    .with_context(|| format!("{id}: Metadata.BuildProperties.Binary names no cargo binary"))?;
-                let mut environment: BTreeMap<String, Value> = globals.clone().into_iter().collect();
-                let own = function["Properties"]["Environment"]["Variables"].as_object().cloned().unwrap_or_default();
-                environment.extend(own);
-                let mut routes = Vec::new();
-                let mut queue_events = Vec::new();
-                for event in function["Properties"]["Events"].as_object().into_iter().flatten().map(|(_, e)| e) {
-                    let properties = &event["Properties"];
-                    if event["Type"] == "Api" {
-                        let method = text(&properties["Method"])?.to_uppercase();
-                        routes.push(Route { method, path: text(&properties["Path"])? });
-                    } else if event["Type"] == "SQS" {
-                        let queue = properties["Queue"]["Fn::GetAtt"][0]
-                            .as_str()
-                            .with_context(|| format!("{id}: an SQS event's Queue is not !GetAtt QUEUE.Arn"))?;
-                        let responses = properties["FunctionResponseTypes"].as_array().into_iter().flatten();
-                        queue_events.push(QueueEvent {
-                            queue: queue.to_string(),
-                            // AWS's defaults: 10 messages, up to 1,000 batches at once.
-                            batch_size: properties["BatchSize"].as_i64().and_then(|n| n.try_into().ok()).unwrap_or(10),
-                            maximum_concurrency: properties["ScalingConfig"]["MaximumConcurrency"]
-                                .as_u64()
-                                .and_then(|n| n.try_into().ok())
-                                .unwrap_or(1000),
-                            report_batch_item_failures: responses.into_iter().any(|r| r == "ReportBatchItemFailures"),
-                        });
-                    }
-                }
-                Ok(FunctionSpec { logical_id: id.clone(), binary, environment, routes, queue_events })
-            })
-            .collect()
+        let globals = &self.document.globals.function.environment.variables;
+        let functions = self.document.resources.iter().filter_map(|(id, resource)| match resource {
+            Resource::Function { properties, metadata } => Some(function_spec(id, properties, metadata, globals)),
+            _ => None,
+        });
+        Ok(functions.collect())
+    }
+}
+
+fn function_spec(
+    id: &str,
+    properties: &FunctionProperties,
+    metadata: &FunctionMetadata,
+    globals: &BTreeMap<String, Value>,
+) -> FunctionSpec {
+    let mut environment = globals.clone();
+    environment.extend(properties.environment.variables.clone());
+    let mut routes = Vec::new();
+    let mut queue_events = Vec::new();
+    for event in properties.events.values() {
+        match event {
+            Event::Api(api) => routes.push(Route { method: api.method.to_uppercase(), path: api.path.clone() }),
+            Event::Sqs(sqs) => queue_events.push(QueueEvent {
+                queue: sqs.queue.target.0.clone(),
+                // AWS's defaults: 10 messages, up to 1,000 batches at once.
+                batch_size: sqs.batch_size.unwrap_or(10),
+                maximum_concurrency: sqs.scaling_config.as_ref().and_then(|c| c.maximum_concurrency).unwrap_or(1000),
+                report_batch_item_failures: sqs.function_response_types.iter().any(|r| r == "ReportBatchItemFailures"),
+            }),
+            Event::Other => {}
+        }
+    }
+    FunctionSpec {
+        logical_id: id.to_string(),
+        binary: metadata.build_properties.binary.clone(),
+        environment,
+        routes,
+        queue_events,
+        timeout: properties.timeout,
     }
 }
 
@@ -245,7 +390,7 @@ mod tests {
                 );
             }
         }
-        let timeout = template.json["Resources"][&executor.logical_id]["Properties"]["Timeout"].as_u64().unwrap();
+        let timeout = executor.timeout.unwrap();
         let visibility = &order_queue.properties["VisibilityTimeout"];
         assert!(visibility.as_u64().unwrap() >= 6 * timeout, "the lock: {visibility} s vs {timeout} s");
         assert_eq!(executor.environment["VISIBILITY_TIMEOUT_SECONDS"], visibility.to_string());
