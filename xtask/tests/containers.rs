@@ -3,6 +3,9 @@
 //! containers, a killed leader, a cut-off minority, the cluster secret, and a short nemesis run
 //! checked for linearizability. Without a Docker engine these tests fail and say so.
 
+// A test fails by panicking: its helpers unwrap too, not only its #[test] functions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use books_db_client::{ClientOptions, Error};

@@ -3,6 +3,9 @@
 //! One stack serves every scenario below (starting one takes a while); each scenario says what
 //! failed.
 
+// A test fails by panicking: its helpers unwrap too, not only its #[test] functions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

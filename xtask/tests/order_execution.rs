@@ -3,6 +3,9 @@
 //! deliveries fail midway (before prepare or between the decision and phase two) and each waits
 //! a random moment. Orders must still end `committed` or `failed`, once, with stock conserved.
 
+// A test fails by panicking: its helpers unwrap too, not only its #[test] functions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;

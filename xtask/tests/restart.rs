@@ -4,6 +4,9 @@
 //! does not know (what a crash of the AWS emulator leaves) are given back at the start. Runs the
 //! real command, as a user would.
 
+// A test fails by panicking: its helpers unwrap too, not only its #[test] functions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Stdio;

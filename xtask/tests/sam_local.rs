@@ -6,6 +6,9 @@
 //!
 //! Needs a Docker engine and Debian's busybox-static (`.ci/run` installs it).
 
+// A test fails by panicking: its helpers unwrap too, not only its #[test] functions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

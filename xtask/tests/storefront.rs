@@ -5,6 +5,9 @@
 //! still works from another origin. A screenshot of the page after checkout is saved in
 //! `target/test-artifacts/`.
 
+// A test fails by panicking: its helpers unwrap too, not only its #[test] functions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,5 +1,8 @@
 //! Multi-process tests: real `raft-node` processes on 127.0.0.1, started by each test.
 
+// A test fails by panicking: its helpers unwrap too, not only its #[test] functions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

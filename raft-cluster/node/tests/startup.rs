@@ -1,5 +1,8 @@
 //! A node that cannot start says why in one line and exits 1, without panicking.
 
+// A test fails by panicking: its helpers unwrap too, not only its #[test] functions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::{Command, Output};
 use std::time::Duration;
 
