@@ -4,6 +4,7 @@
 //!
 //! - [`store`]: durable log and state machine
 //! - [`network`]: how this node sends Raft RPCs to its peers
+//! - [`snapshot`]: the snapshot as it travels between nodes
 //! - [`api`]: the HTTP routes (client API, cluster admin, Raft RPCs)
 //! - [`app`]: what the handlers share, and the way to the leader
 //! - [`node`]: starting a node from its [`config`]
@@ -19,6 +20,7 @@ pub mod network;
 pub mod node;
 pub mod peer;
 pub mod secret;
+pub mod snapshot;
 pub mod store;
 
 pub use config::NodeConfig;
