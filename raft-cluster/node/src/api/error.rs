@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use books_db_client::api::{ErrorBody, ErrorDetail};
 use serde::de::DeserializeOwned;
 
+use crate::app::ClusterError;
 use crate::store::StoreError;
 
 /// An error answer: a status and `{"error": {"code", "message"}}`.
@@ -42,6 +43,23 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "storage failed");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
+    }
+}
+
+impl From<ClusterError> for ApiError {
+    fn from(e: ClusterError) -> Self {
+        let (status, code) = match &e {
+            ClusterError::NoLeader => (StatusCode::SERVICE_UNAVAILABLE, "no_leader"),
+            ClusterError::LeaderChanged => (StatusCode::SERVICE_UNAVAILABLE, "leader_changed"),
+            ClusterError::WriteRefused(_) => (StatusCode::CONFLICT, "write_refused"),
+            ClusterError::MembershipRefused(_) => (StatusCode::CONFLICT, "membership_change_refused"),
+            ClusterError::NoQuorum(_) => (StatusCode::SERVICE_UNAVAILABLE, "no_quorum"),
+            ClusterError::Stopped(_) => (StatusCode::SERVICE_UNAVAILABLE, "node_stopped"),
+            ClusterError::Timeout { .. } | ClusterError::MembershipTimeout => {
+                (StatusCode::SERVICE_UNAVAILABLE, "timeout")
+            }
+        };
+        Self::new(status, code, e.to_string())
     }
 }
 

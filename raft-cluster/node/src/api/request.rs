@@ -1,8 +1,9 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, Method, Uri};
+use books_db_client::api::IDEMPOTENCY_KEY;
 
-use super::ApiError;
+use super::error::ApiError;
 
 /// A whole client request, kept so that it can be forwarded to the leader unchanged.
 pub struct Incoming {
@@ -21,5 +22,21 @@ impl<S: Send + Sync> FromRequest<S> for Incoming {
         let headers = request.headers().clone();
         let body = Bytes::from_request(request, state).await?;
         Ok(Self { method, uri, headers, body })
+    }
+}
+
+impl Incoming {
+    /// The client's idempotency key, if it sent one.
+    pub fn idempotency_key(&self) -> Result<Option<String>, ApiError> {
+        match self.headers.get(IDEMPOTENCY_KEY) {
+            None => Ok(None),
+            Some(v) => match v.to_str() {
+                Ok(id) if !id.is_empty() && id.len() <= 200 => Ok(Some(id.to_string())),
+                _ => Err(ApiError::bad_request(
+                    "invalid_idempotency_key",
+                    "Idempotency-Key must be 1 to 200 visible ASCII characters",
+                )),
+            },
+        }
     }
 }
