@@ -12,7 +12,11 @@ use crate::command::{Command, CommandResult};
 use crate::peer::PeerAddr;
 use crate::secret::ClusterSecret;
 use crate::store::StateMachineStore;
-use crate::{NodeConfig, NodeId, Raft, TypeConfig};
+use crate::{NodeConfig, NodeId, TypeConfig};
+
+/// The Raft node with its state machine. Here rather than beside [`TypeConfig`] in the crate root,
+/// so that the root does not depend on `store`, which depends on the root's types.
+pub type Raft = openraft::Raft<TypeConfig, StateMachineStore>;
 
 /// A learner may need to receive a snapshot and the log before `add_learner` returns.
 pub const MEMBERSHIP_TIMEOUT: Duration = books_db_client::MEMBERSHIP_TIMEOUT;

@@ -35,7 +35,6 @@ openraft::declare_raft_types!(
         Node = peer::PeerAddr,
 );
 
-pub type Raft = openraft::Raft<TypeConfig, store::StateMachineStore>;
 pub type Entry = openraft::alias::EntryOf<TypeConfig>;
 pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
 pub type Vote = openraft::alias::VoteOf<TypeConfig>;
