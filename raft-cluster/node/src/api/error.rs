@@ -90,3 +90,62 @@ pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
         ApiError::bad_request(code, format!("the body is not valid: {e}"))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::errors::{ChangeMembershipError, ClientWriteError, EmptyMembership};
+
+    /// The status and exact body a client gets for `e`.
+    fn answer(e: impl Into<ApiError>) -> (u16, String) {
+        let response = e.into().into_response();
+        let status = response.status().as_u16();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let body = rt.block_on(axum::body::to_bytes(response.into_body(), usize::MAX)).unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    fn body(code: &str, message: &str) -> String {
+        serde_json::json!({ "error": { "code": code, "message": message } }).to_string()
+    }
+
+    #[test]
+    fn cluster_errors_answer_as_they_did_when_app_made_them() {
+        assert_eq!(
+            answer(ClusterError::NoLeader),
+            (503, body("no_leader", "the cluster has no leader right now; retry"))
+        );
+        assert_eq!(
+            answer(ClusterError::LeaderChanged),
+            (
+                503,
+                body(
+                    "leader_changed",
+                    "the leader changed while the write was pending; it may or may not have been applied: retry it with the same Idempotency-Key"
+                )
+            )
+        );
+        assert_eq!(
+            answer(ClusterError::Timeout { what: "read", ms: 1500 }),
+            (
+                503,
+                body(
+                    "timeout",
+                    "the cluster did not confirm the read within 1500 ms (no quorum?); retry with the same Idempotency-Key"
+                )
+            )
+        );
+        assert_eq!(
+            answer(ClusterError::MembershipTimeout),
+            (503, body("timeout", "the membership change did not finish in time"))
+        );
+        assert_eq!(answer(ClusterError::NoQuorum("only 1 of 3".into())), (503, body("no_quorum", "only 1 of 3")));
+        let refused = || ClientWriteError::from(ChangeMembershipError::from(EmptyMembership {}));
+        let message = refused().to_string();
+        assert_eq!(answer(ClusterError::WriteRefused(refused())), (409, body("write_refused", &message)));
+        assert_eq!(
+            answer(ClusterError::MembershipRefused(refused())),
+            (409, body("membership_change_refused", &message))
+        );
+    }
+}
