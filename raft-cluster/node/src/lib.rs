@@ -5,8 +5,10 @@
 //! - [`store`]: durable log and state machine
 //! - [`network`]: how this node sends Raft RPCs to its peers
 //! - [`snapshot`]: the snapshot as it travels between nodes
-//! - [`api`]: the HTTP routes (client API, cluster admin, Raft RPCs)
-//! - [`app`]: what the handlers share, and the way to the leader
+//! - [`api`]: the HTTP routes (client API, cluster admin, Raft RPCs), forwarding to the leader,
+//!   and how domain results become HTTP answers
+//! - [`app`]: what the handlers share, and what the cluster answers (`Placed`, `ClusterError`)
+//! - [`command`]: what the Raft log carries
 //! - [`node`]: starting a node from its [`config`]
 //! - [`peer`]: how the cluster reaches a node (what the membership stores)
 //! - [`secret`]: the cluster secret that guards the Raft RPCs and membership changes
