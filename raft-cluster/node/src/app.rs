@@ -1,22 +1,25 @@
-//! What every request handler shares: the Raft node, its state machine, and the way to the leader.
+//! What every request handler shares: the Raft node, its state machine, and what it takes to have
+//! the cluster do something. Answers are domain results; `api` turns them into HTTP.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use books_db_client::api::IDEMPOTENCY_KEY;
 use openraft::ReadPolicy;
-use openraft::errors::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
+use openraft::errors::{ClientWriteError, Fatal, ForwardToLeader, LinearizableReadError, RaftError};
+use openraft::raft::ClientWriteResponse;
 
-use crate::api::{ApiError, Incoming};
-use crate::command::{Command, CommandResult, Operation, now_ms};
+use crate::command::{Command, CommandResult};
 use crate::peer::PeerAddr;
 use crate::secret::ClusterSecret;
 use crate::store::StateMachineStore;
-use crate::{NodeConfig, NodeId, Raft, TypeConfig};
+use crate::{NodeConfig, NodeId, TypeConfig};
 
-/// Marks a request one node forwarded to another, so it is forwarded at most once.
-pub const FORWARDED_BY: &str = "x-forwarded-by";
+/// The Raft node with its state machine. Here rather than beside [`TypeConfig`] in the crate root,
+/// so that the root does not depend on `store`, which depends on the root's types.
+pub type Raft = openraft::Raft<TypeConfig, StateMachineStore>;
+
+/// A learner may need to receive a snapshot and the log before `add_learner` returns.
+pub const MEMBERSHIP_TIMEOUT: Duration = books_db_client::MEMBERSHIP_TIMEOUT;
 
 pub struct App {
     pub id: NodeId,
@@ -37,26 +40,35 @@ pub enum Placed<T> {
     Leader(PeerAddr),
 }
 
-impl App {
-    /// Wraps a client's operation into a log command, with its idempotency key if it sent one.
-    pub fn command(&self, headers: &HeaderMap, operation: Operation) -> Result<Command, ApiError> {
-        let request_id = match headers.get(IDEMPOTENCY_KEY) {
-            None => None,
-            Some(v) => match v.to_str() {
-                Ok(id) if !id.is_empty() && id.len() <= 200 => Some(id.to_string()),
-                _ => {
-                    return Err(ApiError::bad_request(
-                        "invalid_idempotency_key",
-                        "Idempotency-Key must be 1 to 200 visible ASCII characters",
-                    ));
-                }
-            },
-        };
-        Ok(Command { request_id, at_ms: now_ms(), operation })
-    }
+/// Why the cluster did not do what was asked. The messages are what clients are told.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("the cluster has no leader right now; retry")]
+    NoLeader,
+    /// The entry was proposed but a new leader discarded it: whether it applies is unknown.
+    #[error(
+        "the leader changed while the write was pending; it may or may not have been applied: retry it with the same Idempotency-Key"
+    )]
+    LeaderChanged,
+    #[error("{0}")]
+    WriteRefused(ClientWriteError<TypeConfig>),
+    #[error("{0}")]
+    MembershipRefused(ClientWriteError<TypeConfig>),
+    /// No quorum confirmed this node's leadership for a linearizable read.
+    #[error("{0}")]
+    NoQuorum(String),
+    /// This node's Raft has stopped (shut down, or a storage failure).
+    #[error("{0}")]
+    Stopped(Fatal<TypeConfig>),
+    #[error("the cluster did not confirm the {what} within {ms} ms (no quorum?); retry with the same Idempotency-Key")]
+    Timeout { what: &'static str, ms: u64 },
+    #[error("the membership change did not finish in time")]
+    MembershipTimeout,
+}
 
+impl App {
     /// Commits a command through Raft if this node leads; otherwise says where the leader is.
-    pub async fn write(&self, command: Command) -> Result<Placed<CommandResult>, ApiError> {
+    pub async fn write(&self, command: Command) -> Result<Placed<CommandResult>, ClusterError> {
         if let Some(leader) = self.leader_elsewhere().await? {
             return Ok(Placed::Leader(leader));
         }
@@ -66,18 +78,15 @@ impl App {
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
                 leader_of(forward).map(Placed::Leader)
             }
-            Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)))) => Err(ApiError::unavailable(
-                "leader_changed",
-                "the leader changed while the write was pending; it may or may not have been applied: retry it with the same Idempotency-Key",
-            )),
-            Ok(Err(RaftError::APIError(e))) => Err(ApiError::new(StatusCode::CONFLICT, "write_refused", e.to_string())),
-            Ok(Err(RaftError::Fatal(e))) => Err(ApiError::unavailable("node_stopped", e.to_string())),
+            Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)))) => Err(ClusterError::LeaderChanged),
+            Ok(Err(RaftError::APIError(e))) => Err(ClusterError::WriteRefused(e)),
+            Ok(Err(RaftError::Fatal(e))) => Err(ClusterError::Stopped(e)),
             Err(_) => Err(self.timed_out("write")),
         }
     }
 
     /// Makes a following local read linearizable (ReadIndex), or says where the leader is.
-    pub async fn linearize(&self) -> Result<Placed<()>, ApiError> {
+    pub async fn linearize(&self) -> Result<Placed<()>, ClusterError> {
         if let Some(leader) = self.leader_elsewhere().await? {
             return Ok(Placed::Leader(leader));
         }
@@ -90,18 +99,28 @@ impl App {
                 leader_of(forward).map(Placed::Leader)
             }
             Ok(Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(e)))) => {
-                Err(ApiError::unavailable("no_quorum", e.to_string()))
+                Err(ClusterError::NoQuorum(e.to_string()))
             }
-            Ok(Err(RaftError::Fatal(e))) => Err(ApiError::unavailable("node_stopped", e.to_string())),
+            Ok(Err(RaftError::Fatal(e))) => Err(ClusterError::Stopped(e)),
             Err(_) => Err(self.timed_out("read")),
         }
+    }
+
+    /// Adds `node` as a learner, once it has caught up; answers the log index of the change.
+    pub async fn add_learner(&self, id: NodeId, node: PeerAddr) -> Result<Placed<u64>, ClusterError> {
+        membership_placed(tokio::time::timeout(MEMBERSHIP_TIMEOUT, self.raft.add_learner(id, node, true)).await)
+    }
+
+    /// Makes `voters` the voting members; answers the log index of the change.
+    pub async fn change_membership(&self, voters: BTreeSet<NodeId>) -> Result<Placed<u64>, ClusterError> {
+        membership_placed(tokio::time::timeout(MEMBERSHIP_TIMEOUT, self.raft.change_membership(voters, false)).await)
     }
 
     /// The leader's address when another node leads, `None` when this one does. While no leader
     /// is known it waits for one, within the request timeout, rather than failing at once: a
     /// follower that has not yet heard from a just-elected leader would otherwise refuse clients
     /// of a healthy cluster.
-    async fn leader_elsewhere(&self) -> Result<Option<PeerAddr>, ApiError> {
+    async fn leader_elsewhere(&self) -> Result<Option<PeerAddr>, ClusterError> {
         let forward = match self.raft.as_leader() {
             Ok(_) => return Ok(None),
             Err(forward) => forward,
@@ -114,73 +133,36 @@ impl App {
             .wait(Some(self.config.request_timeout()))
             .metrics(|m| m.current_leader.is_some(), "a known leader")
             .await
-            .map_err(|_| no_leader())?;
+            .map_err(|_| ClusterError::NoLeader)?;
         match metrics.current_leader {
             Some(id) if id == self.id => Ok(None),
-            Some(id) => metrics.membership_config.get_node(&id).cloned().map(Some).ok_or_else(no_leader),
-            None => Err(no_leader()),
+            Some(id) => metrics.membership_config.get_node(&id).cloned().map(Some).ok_or(ClusterError::NoLeader),
+            None => Err(ClusterError::NoLeader),
         }
     }
 
-    fn timed_out(&self, what: &str) -> ApiError {
-        let ms = self.config.request_timeout_ms;
-        ApiError::unavailable(
-            "timeout",
-            format!(
-                "the cluster did not confirm the {what} within {ms} ms (no quorum?); retry with the same Idempotency-Key"
-            ),
-        )
-    }
-
-    /// Sends a request on to the leader and relays its answer; `timeout` is how long the leader
-    /// may take to do it.
-    pub async fn forward(&self, leader: &PeerAddr, request: &Incoming, timeout: Duration) -> Response {
-        if request.headers.contains_key(FORWARDED_BY) {
-            // The node that forwarded this thought we lead; we think someone else does. Let the
-            // client retry rather than bounce the request around during an election.
-            return ApiError::unavailable("not_leader", format!("node {} is not the leader; retry", self.id))
-                .into_response();
-        }
-        let path = request.uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut forwarded = self
-            .http
-            .request(request.method.clone(), format!("http://{}{path}", leader.addr))
-            .timeout(timeout + Duration::from_millis(500))
-            .header(FORWARDED_BY, self.id.to_string())
-            .body(request.body.clone());
-        // The secret travels on with a membership change: the leader checks it again.
-        let names =
-            [axum::http::header::CONTENT_TYPE.as_str(), axum::http::header::AUTHORIZATION.as_str(), IDEMPOTENCY_KEY];
-        for name in names {
-            if let Some(value) = request.headers.get(name) {
-                forwarded = forwarded.header(name, value.as_bytes());
-            }
-        }
-        let answer = match forwarded.send().await {
-            Ok(answer) => answer,
-            Err(e) => {
-                tracing::warn!(leader = %leader.addr, error = %e, "forwarding to the leader failed");
-                return ApiError::unavailable(
-                    "leader_unreachable",
-                    format!("the leader at {} did not answer", leader.addr),
-                )
-                .into_response();
-            }
-        };
-        let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-        match answer.bytes().await {
-            Ok(body) => (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response(),
-            Err(e) => {
-                ApiError::unavailable("leader_unreachable", format!("reading the leader's answer: {e}")).into_response()
-            }
-        }
+    fn timed_out(&self, what: &'static str) -> ClusterError {
+        ClusterError::Timeout { what, ms: self.config.request_timeout_ms }
     }
 }
 
-fn leader_of(forward: ForwardToLeader<TypeConfig>) -> Result<PeerAddr, ApiError> {
-    forward.leader_node.ok_or_else(no_leader)
+type MembershipChange = Result<
+    Result<ClientWriteResponse<TypeConfig>, RaftError<TypeConfig, ClientWriteError<TypeConfig>>>,
+    tokio::time::error::Elapsed,
+>;
+
+fn membership_placed(change: MembershipChange) -> Result<Placed<u64>, ClusterError> {
+    match change {
+        Ok(Ok(written)) => Ok(Placed::Here(written.log_id.index())),
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+            leader_of(forward).map(Placed::Leader)
+        }
+        Ok(Err(RaftError::APIError(e))) => Err(ClusterError::MembershipRefused(e)),
+        Ok(Err(RaftError::Fatal(e))) => Err(ClusterError::Stopped(e)),
+        Err(_) => Err(ClusterError::MembershipTimeout),
+    }
 }
 
-pub(crate) fn no_leader() -> ApiError {
-    ApiError::unavailable("no_leader", "the cluster has no leader right now; retry")
+fn leader_of(forward: ForwardToLeader<TypeConfig>) -> Result<PeerAddr, ClusterError> {
+    forward.leader_node.ok_or(ClusterError::NoLeader)
 }

@@ -4,8 +4,11 @@
 //!
 //! - [`store`]: durable log and state machine
 //! - [`network`]: how this node sends Raft RPCs to its peers
-//! - [`api`]: the HTTP routes (client API, cluster admin, Raft RPCs)
-//! - [`app`]: what the handlers share, and the way to the leader
+//! - [`snapshot`]: the snapshot as it travels between nodes
+//! - [`api`]: the HTTP routes (client API, cluster admin, Raft RPCs), forwarding to the leader,
+//!   and how domain results become HTTP answers
+//! - [`app`]: what the handlers share, and what the cluster answers (`Placed`, `ClusterError`)
+//! - [`command`]: what the Raft log carries
 //! - [`node`]: starting a node from its [`config`]
 //! - [`peer`]: how the cluster reaches a node (what the membership stores)
 //! - [`secret`]: the cluster secret that guards the Raft RPCs and membership changes
@@ -19,6 +22,7 @@ pub mod network;
 pub mod node;
 pub mod peer;
 pub mod secret;
+pub mod snapshot;
 pub mod store;
 
 pub use config::NodeConfig;
@@ -33,7 +37,6 @@ openraft::declare_raft_types!(
         Node = peer::PeerAddr,
 );
 
-pub type Raft = openraft::Raft<TypeConfig, store::StateMachineStore>;
 pub type Entry = openraft::alias::EntryOf<TypeConfig>;
 pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
 pub type Vote = openraft::alias::VoteOf<TypeConfig>;

@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 
 use crate::peer::PeerAddr;
 use crate::secret::ClusterSecret;
+use crate::snapshot::SnapshotRequest;
 use crate::{NodeId, Snapshot, TypeConfig, Vote};
 
 /// Makes a [`PeerClient`] per peer; all share one connection pool.
@@ -133,12 +134,4 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             answer = self.call("snapshot", &request, &option) => Ok(answer?),
         }
     }
-}
-
-/// `POST /raft/snapshot` body: a whole snapshot in one request (the books database is small).
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct SnapshotRequest {
-    pub vote: Vote,
-    pub meta: crate::SnapshotMeta,
-    pub data: Box<RawValue>,
 }

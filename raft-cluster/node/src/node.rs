@@ -9,12 +9,12 @@ use openraft::SnapshotPolicy;
 use openraft::errors::{InitializeError, RaftError};
 use tokio::net::TcpListener;
 
-use crate::app::App;
+use crate::NodeConfig;
+use crate::app::{App, Raft};
 use crate::network::PeerNetwork;
 use crate::peer::PeerAddr;
 use crate::secret::{ClusterSecret, SecretError};
 use crate::store::{self, OpenError};
-use crate::{NodeConfig, Raft};
 
 /// Why a node could not start; each is one line for the operator.
 #[derive(Debug, thiserror::Error)]

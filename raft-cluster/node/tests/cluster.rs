@@ -230,7 +230,7 @@ async fn http_api_answers_each_case_with_its_status_and_code() {
     let (status, answer) = call(Method::PATCH, "/kv/a", Some(r#"{"value": 3, "if_version": 1}"#.into())).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_body")), "misspelt ifVersion");
     // A peer's snapshot that could not be installed is refused before it reaches the state machine.
-    let bad_snapshot = raft_node::network::SnapshotRequest {
+    let bad_snapshot = raft_node::snapshot::SnapshotRequest {
         vote: raft_node::Vote::new_committed(99, 1),
         meta: Default::default(),
         data: serde_json::value::RawValue::from_string(r#"{"kv": 7}"#.into()).unwrap(),

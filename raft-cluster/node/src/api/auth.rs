@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::ApiError;
+use super::error::ApiError;
 use crate::app::App;
 
 /// Lets the request through when the node has no secret or the request carries it; 401 otherwise.

@@ -2,25 +2,20 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use books_db_client::api::{AddLearnerRequest, ChangeMembershipRequest, ClusterStatus, Member, validate_addr};
 use openraft::ServerState;
-use openraft::errors::{ClientWriteError, RaftError};
 use openraft::type_config::async_runtime::WatchReceiver;
 
-use super::error::parse_json;
-use super::{ApiError, Incoming};
-use crate::app::App;
+use super::error::{ApiError, parse_json};
+use super::forward;
+use super::request::Incoming;
+use crate::NodeId;
+use crate::app::{App, MEMBERSHIP_TIMEOUT, Placed};
 use crate::peer::PeerAddr;
-use crate::{NodeId, TypeConfig};
-
-/// A learner may need to receive a snapshot and the log before `add_learner` returns.
-pub const MEMBERSHIP_TIMEOUT: Duration = books_db_client::MEMBERSHIP_TIMEOUT;
 
 pub async fn status(State(app): State<Arc<App>>) -> Json<ClusterStatus> {
     let metrics = app.raft.metrics().borrow_watched().clone();
@@ -57,9 +52,8 @@ pub async fn add_learner(State(app): State<Arc<App>>, request: Incoming) -> Resu
     for a in std::iter::once(&addr).chain(&raft_addr) {
         validate_addr(a).map_err(|e| ApiError::bad_request("invalid_addr", e))?;
     }
-    let node = PeerAddr { addr, raft_addr };
-    let change = tokio::time::timeout(MEMBERSHIP_TIMEOUT, app.raft.add_learner(id, node, true)).await;
-    membership_answer(&app, change, &request).await
+    let placed = app.add_learner(id, PeerAddr { addr, raft_addr }).await?;
+    membership_answer(&app, placed, &request).await
 }
 
 pub async fn change_membership(State(app): State<Arc<App>>, request: Incoming) -> Result<Response, ApiError> {
@@ -67,27 +61,13 @@ pub async fn change_membership(State(app): State<Arc<App>>, request: Incoming) -
     if voters.is_empty() {
         return Err(ApiError::bad_request("invalid_body", "voters must not be empty"));
     }
-    let voters: BTreeSet<NodeId> = voters.into_iter().collect();
-    let change = tokio::time::timeout(MEMBERSHIP_TIMEOUT, app.raft.change_membership(voters, false)).await;
-    membership_answer(&app, change, &request).await
+    let placed = app.change_membership(voters.into_iter().collect()).await?;
+    membership_answer(&app, placed, &request).await
 }
 
-type Change = Result<
-    Result<openraft::raft::ClientWriteResponse<TypeConfig>, RaftError<TypeConfig, ClientWriteError<TypeConfig>>>,
-    tokio::time::error::Elapsed,
->;
-
-async fn membership_answer(app: &App, change: Change, request: &Incoming) -> Result<Response, ApiError> {
-    match change {
-        Ok(Ok(written)) => Ok(Json(serde_json::json!({ "version": written.log_id.index() })).into_response()),
-        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => match forward.leader_node {
-            Some(leader) => Ok(app.forward(&leader, request, MEMBERSHIP_TIMEOUT).await),
-            None => Err(crate::app::no_leader()),
-        },
-        Ok(Err(RaftError::APIError(e))) => {
-            Err(ApiError::new(StatusCode::CONFLICT, "membership_change_refused", e.to_string()))
-        }
-        Ok(Err(RaftError::Fatal(e))) => Err(ApiError::unavailable("node_stopped", e.to_string())),
-        Err(_) => Err(ApiError::unavailable("timeout", "the membership change did not finish in time")),
+async fn membership_answer(app: &App, placed: Placed<u64>, request: &Incoming) -> Result<Response, ApiError> {
+    match placed {
+        Placed::Here(version) => Ok(Json(serde_json::json!({ "version": version })).into_response()),
+        Placed::Leader(leader) => Ok(forward::to_leader(app, &leader, request, MEMBERSHIP_TIMEOUT).await),
     }
 }

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use books_db_client::api::{ErrorBody, ErrorDetail};
 use serde::de::DeserializeOwned;
 
+use crate::app::ClusterError;
 use crate::store::StoreError;
 
 /// An error answer: a status and `{"error": {"code", "message"}}`.
@@ -45,6 +46,23 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<ClusterError> for ApiError {
+    fn from(e: ClusterError) -> Self {
+        let (status, code) = match &e {
+            ClusterError::NoLeader => (StatusCode::SERVICE_UNAVAILABLE, "no_leader"),
+            ClusterError::LeaderChanged => (StatusCode::SERVICE_UNAVAILABLE, "leader_changed"),
+            ClusterError::WriteRefused(_) => (StatusCode::CONFLICT, "write_refused"),
+            ClusterError::MembershipRefused(_) => (StatusCode::CONFLICT, "membership_change_refused"),
+            ClusterError::NoQuorum(_) => (StatusCode::SERVICE_UNAVAILABLE, "no_quorum"),
+            ClusterError::Stopped(_) => (StatusCode::SERVICE_UNAVAILABLE, "node_stopped"),
+            ClusterError::Timeout { .. } | ClusterError::MembershipTimeout => {
+                (StatusCode::SERVICE_UNAVAILABLE, "timeout")
+            }
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> Self {
         let status = rejection.status();
@@ -71,4 +89,63 @@ pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
         };
         ApiError::bad_request(code, format!("the body is not valid: {e}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::errors::{ChangeMembershipError, ClientWriteError, EmptyMembership};
+
+    /// The status and exact body a client gets for `e`.
+    fn answer(e: impl Into<ApiError>) -> (u16, String) {
+        let response = e.into().into_response();
+        let status = response.status().as_u16();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let body = rt.block_on(axum::body::to_bytes(response.into_body(), usize::MAX)).unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    fn body(code: &str, message: &str) -> String {
+        serde_json::json!({ "error": { "code": code, "message": message } }).to_string()
+    }
+
+    #[test]
+    fn cluster_errors_answer_as_they_did_when_app_made_them() {
+        assert_eq!(
+            answer(ClusterError::NoLeader),
+            (503, body("no_leader", "the cluster has no leader right now; retry"))
+        );
+        assert_eq!(
+            answer(ClusterError::LeaderChanged),
+            (
+                503,
+                body(
+                    "leader_changed",
+                    "the leader changed while the write was pending; it may or may not have been applied: retry it with the same Idempotency-Key"
+                )
+            )
+        );
+        assert_eq!(
+            answer(ClusterError::Timeout { what: "read", ms: 1500 }),
+            (
+                503,
+                body(
+                    "timeout",
+                    "the cluster did not confirm the read within 1500 ms (no quorum?); retry with the same Idempotency-Key"
+                )
+            )
+        );
+        assert_eq!(
+            answer(ClusterError::MembershipTimeout),
+            (503, body("timeout", "the membership change did not finish in time"))
+        );
+        assert_eq!(answer(ClusterError::NoQuorum("only 1 of 3".into())), (503, body("no_quorum", "only 1 of 3")));
+        let refused = || ClientWriteError::from(ChangeMembershipError::from(EmptyMembership {}));
+        let message = refused().to_string();
+        assert_eq!(answer(ClusterError::WriteRefused(refused())), (409, body("write_refused", &message)));
+        assert_eq!(
+            answer(ClusterError::MembershipRefused(refused())),
+            (409, body("membership_change_refused", &message))
+        );
+    }
 }

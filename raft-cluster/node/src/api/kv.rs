@@ -10,10 +10,11 @@ use axum::response::{IntoResponse, Response};
 use books_db_client::api::{KvList, SetRequest, TxnRequest, UpdateRequest, WriteResponse, validate_key};
 use serde::Deserialize;
 
-use super::error::parse_json;
-use super::{ApiError, Incoming};
+use super::error::{ApiError, parse_json};
+use super::forward;
+use super::request::Incoming;
 use crate::app::{App, Placed};
-use crate::command::{CommandResult, Operation};
+use crate::command::{Command, CommandResult, Operation, now_ms};
 use crate::store;
 
 /// Most compares or ops one transaction may hold.
@@ -60,7 +61,7 @@ async fn read_at_leader(
     if consistency == Consistency::Linearizable
         && let Placed::Leader(leader) = app.linearize().await?
     {
-        return Ok(app.forward(&leader, request, app.config.request_timeout()).await);
+        return Ok(forward::to_leader(app, &leader, request, app.config.request_timeout()).await);
     }
     read()
 }
@@ -128,10 +129,10 @@ pub async fn txn(State(app): State<Arc<App>>, request: Incoming) -> Result<Respo
 }
 
 async fn write(app: &App, operation: Operation, request: &Incoming) -> Result<Response, ApiError> {
-    let command = app.command(&request.headers, operation)?;
+    let command = Command { request_id: request.idempotency_key()?, at_ms: now_ms(), operation };
     match app.write(command).await? {
         Placed::Here(result) => result_response(result),
-        Placed::Leader(leader) => Ok(app.forward(&leader, request, app.config.request_timeout()).await),
+        Placed::Leader(leader) => Ok(forward::to_leader(app, &leader, request, app.config.request_timeout()).await),
     }
 }
 

@@ -4,6 +4,7 @@
 mod auth;
 mod cluster;
 mod error;
+mod forward;
 mod kv;
 mod raft_rpc;
 mod request;
@@ -17,8 +18,7 @@ use axum::{Router, middleware};
 
 use crate::app::App;
 
-pub use error::ApiError;
-pub use request::Incoming;
+use self::error::ApiError;
 
 /// Raft RPCs carry snapshots and batches of entries: far larger than a client's request.
 const MAX_RAFT_RPC_BYTES: usize = 512 * 1024 * 1024;

@@ -10,10 +10,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::response::{IntoResponse, Response};
 use openraft::errors::RaftError;
 
-use super::ApiError;
-use super::error::parse_json;
+use super::error::{ApiError, parse_json};
 use crate::app::App;
-use crate::network::SnapshotRequest;
+use crate::snapshot::SnapshotRequest;
 use crate::{Snapshot, TypeConfig};
 
 type Body = Result<Bytes, BytesRejection>;

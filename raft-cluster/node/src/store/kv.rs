@@ -10,7 +10,7 @@ use redb::{ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransac
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::StoreError;
+use super::error::StoreError;
 use crate::command::{Command, CommandResult, Operation};
 
 /// Key → [`StoredValue`] as JSON.

@@ -17,7 +17,8 @@ use openraft::{OptionalSend, RaftLogReader};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
-use super::{META, StoreError, get_meta};
+use super::error::StoreError;
+use super::meta::{META, get_meta};
 use crate::{Entry, LogId, TypeConfig, Vote};
 
 /// Log index → entry as JSON.

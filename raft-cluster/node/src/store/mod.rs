@@ -8,18 +8,21 @@
 //! files, because redb has one writer per file: the state machine's commits must not wait behind
 //! the log's fsyncs.
 
+mod error;
 mod kv;
 mod log_store;
+mod meta;
 mod state_machine;
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadableTable, TableDefinition};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use redb::{Database, ReadableTable};
 
+use self::meta::META;
+
+pub use error::StoreError;
 pub use kv::{REQUEST_MIN_KEPT_ENTRIES, REQUEST_TTL_MS, list, read};
 pub use log_store::LogStore;
 pub use state_machine::{StateMachineStore, validate_snapshot};
@@ -29,38 +32,7 @@ pub const LOG_FILE: &str = "raft-log.redb";
 /// The state machine's file in a data dir.
 pub const STATE_FILE: &str = "raft-state.redb";
 
-/// Small records (vote, applied position, membership, snapshot), JSON-encoded, by name.
-pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const NODE_ID: &str = "node.id";
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("storage: {0}")]
-    Db(#[from] redb::Error),
-    #[error("stored data cannot be decoded: {0}")]
-    Encoding(#[from] serde_json::Error),
-    #[error("the storage writer has stopped")]
-    WriterStopped,
-    #[error("cannot start the storage writer thread: {0}")]
-    Thread(std::io::Error),
-}
-
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                StoreError::Db(e.into())
-            }
-        }
-    )*};
-}
-from_redb!(redb::TableError, redb::StorageError, redb::TransactionError, redb::CommitError);
-
-impl From<StoreError> for io::Error {
-    fn from(e: StoreError) -> Self {
-        io::Error::other(e)
-    }
-}
 
 /// Why a data dir cannot be used; each is one line for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -122,25 +94,6 @@ fn claim(db: &Database, node_id: u64) -> Result<u64, StoreError> {
     txn.open_table(log_store::LOG)?;
     txn.commit()?;
     Ok(owner)
-}
-
-pub(crate) fn get_meta<T: DeserializeOwned>(
-    meta: &impl ReadableTable<&'static str, &'static [u8]>,
-    name: &str,
-) -> Result<Option<T>, StoreError> {
-    match meta.get(name)? {
-        Some(bytes) => Ok(Some(serde_json::from_slice(bytes.value())?)),
-        None => Ok(None),
-    }
-}
-
-pub(crate) fn put_meta<T: Serialize>(
-    meta: &mut redb::Table<&str, &[u8]>,
-    name: &str,
-    value: &T,
-) -> Result<(), StoreError> {
-    meta.insert(name, serde_json::to_vec(value)?.as_slice())?;
-    Ok(())
 }
 
 #[cfg(test)]

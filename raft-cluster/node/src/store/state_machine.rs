@@ -11,8 +11,9 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::error::StoreError;
 use super::kv::{self, AppliedRequest, KV, REQUESTS, REQUESTS_BY_TIME, StoredValue, remember_request};
-use super::{META, StoreError, get_meta, put_meta};
+use super::meta::{META, get_meta, put_meta};
 use crate::command::CommandResult;
 use crate::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
