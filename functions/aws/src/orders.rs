@@ -224,3 +224,168 @@ fn executable(order_id: &str, item: &HashMap<String, AttributeValue>) -> Result<
         decision: decode_decision(item)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! The requests pinned here are the orders table's item shapes and conditions: other code and
+    //! tests read the table, so these must not change.
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::table::replay::{condition_failed, replay};
+
+    fn order() -> OrderRecord {
+        serde_json::from_value(json!({
+            "orderId": "o1", "status": "approved", "amountCents": 1998, "suggestedBooks": [], "events": [],
+            "items": [
+                {"bookId": "b1", "title": "One", "quantity": 1, "unitPriceCents": 999},
+                {"bookId": "b1", "title": "One", "quantity": 1, "unitPriceCents": 999},
+            ],
+            "history": [{"status": "approved", "at": "t0"}],
+            "finalClock": {"tv-a": 1},
+        }))
+        .unwrap()
+    }
+
+    /// The item as the table holds it once the order is `status`, with `history` and `extra` attributes.
+    fn stored(status: &str, history: Value, extra: Value) -> Value {
+        let mut item = json!({
+            "orderId": {"S": "o1"},
+            "status": {"S": status},
+            "history": history,
+            "record": {"S": serde_json::to_string(&order()).unwrap()},
+        });
+        item.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        item
+    }
+
+    fn change(status: &str, at: &str) -> Value {
+        json!({"M": {"status": {"S": status}, "at": {"S": at}}})
+    }
+
+    #[tokio::test]
+    async fn create_puts_status_history_and_record_once() {
+        let table = replay(vec![(200, json!({}))]);
+        DynamoOrders::new(table.client.clone(), "orders".into()).create(&order()).await.unwrap();
+        let expected = json!({
+            "TableName": "orders",
+            "Item": stored("approved", json!({"L": [change("approved", "t0")]}), json!({})),
+            "ConditionExpression": "attribute_not_exists(orderId)",
+        });
+        assert_eq!(table.calls(), vec![("PutItem".to_string(), expected)]);
+    }
+
+    #[tokio::test]
+    async fn transition_is_one_conditional_update_appending_to_history() {
+        let table = replay(vec![(200, json!({}))]);
+        let orders = DynamoOrders::new(table.client.clone(), "orders".into());
+        orders.transition("o1", OrderStatus::Approved, OrderStatus::Queued, "t1").await.unwrap();
+        let expected = json!({
+            "TableName": "orders",
+            "Key": {"orderId": {"S": "o1"}},
+            "UpdateExpression": "SET #status = :to, history = list_append(history, :change)",
+            "ConditionExpression": "#status = :from",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
+                ":to": {"S": "queued"}, ":from": {"S": "approved"}, ":change": {"L": [change("queued", "t1")]},
+            },
+        });
+        assert_eq!(table.calls(), vec![("UpdateItem".to_string(), expected)]);
+    }
+
+    #[tokio::test]
+    async fn get_reads_consistently_and_decodes_status_history_and_reason() {
+        let history = json!({"L": [change("approved", "t0"), change("failed", "t2")]});
+        let item = stored("failed", history, json!({"failureReason": {"S": "out of stock"}}));
+        let table = replay(vec![(200, json!({"Item": item})), (200, json!({}))]);
+        let orders = DynamoOrders::new(table.client.clone(), "orders".into());
+        let record = orders.get("o1").await.unwrap().unwrap();
+        assert_eq!(record.status, OrderStatus::Failed);
+        assert_eq!(record.reason.as_deref(), Some("out of stock"));
+        let statuses: Vec<_> = record.history.iter().map(|c| (c.status, c.at.as_str())).collect();
+        assert_eq!(statuses, [(OrderStatus::Approved, "t0"), (OrderStatus::Failed, "t2")]);
+        assert_eq!(orders.get("o2").await.unwrap(), None);
+        let read = json!({"TableName": "orders", "Key": {"orderId": {"S": "o1"}}, "ConsistentRead": true});
+        assert_eq!(table.calls()[0], ("GetItem".to_string(), read));
+    }
+
+    #[tokio::test]
+    async fn claim_moves_queued_to_executing_or_reads_what_it_is() {
+        let executing = stored("executing", json!({"L": []}), json!({}));
+        let committed = stored("committed", json!({"L": []}), json!({}));
+        let table = replay(vec![
+            (200, json!({"Attributes": executing})),
+            condition_failed(),
+            (200, json!({"Item": committed})),
+            condition_failed(),
+            (200, json!({})),
+        ]);
+        let orders = DynamoOrders::new(table.client.clone(), "orders".into());
+        let Claim::Executing(order) = orders.claim("o1").await.unwrap() else { panic!("not claimed") };
+        assert_eq!(order.lines, [("b1".to_string(), 2)]);
+        assert_eq!((order.amount_cents, order.decision), (1998, None));
+        assert_eq!(orders.claim("o1").await.unwrap(), Claim::Finished(OrderStatus::Committed));
+        assert_eq!(orders.claim("o1").await.unwrap(), Claim::Unknown);
+        let calls = table.calls();
+        let operations: Vec<_> = calls.iter().map(|(op, _)| op.as_str()).collect();
+        assert_eq!(operations, ["UpdateItem", "UpdateItem", "GetItem", "UpdateItem", "GetItem"]);
+        let update = &calls[0].1;
+        assert_eq!(update["ReturnValues"], "ALL_NEW");
+        assert_eq!(update["ConditionExpression"], "#status = :from");
+        assert_eq!(update["ExpressionAttributeValues"][":from"], json!({"S": "queued"}));
+        assert_eq!(update["ExpressionAttributeValues"][":to"], json!({"S": "executing"}));
+        assert_eq!(calls[2].1["ConsistentRead"], true);
+    }
+
+    #[tokio::test]
+    async fn decide_records_once_and_answers_the_recorded_decision() {
+        let recorded = json!({"decision": {"S": r#"{"decision":"abort","reason":"no stock"}"#}});
+        let table = replay(vec![
+            (200, json!({})),
+            condition_failed(),
+            (200, json!({"Item": stored("executing", json!({"L": []}), recorded)})),
+        ]);
+        let orders = DynamoOrders::new(table.client.clone(), "orders".into());
+        assert_eq!(orders.decide("o1", &Decision::Commit).await.unwrap(), Decision::Commit);
+        let first = orders.decide("o1", &Decision::Commit).await.unwrap();
+        assert_eq!(first, Decision::Abort { reason: "no stock".into() });
+        let expected = json!({
+            "TableName": "orders",
+            "Key": {"orderId": {"S": "o1"}},
+            "UpdateExpression": "SET decision = :decision",
+            "ConditionExpression": "attribute_exists(orderId) AND attribute_not_exists(decision)",
+            "ExpressionAttributeValues": {":decision": {"S": r#"{"decision":"commit"}"#}},
+        });
+        assert_eq!(table.calls()[0], ("UpdateItem".to_string(), expected));
+    }
+
+    #[tokio::test]
+    async fn finish_records_the_reason_and_accepts_a_duplicate_that_won() {
+        let table = replay(vec![
+            (200, json!({})),
+            condition_failed(),
+            (200, json!({"Item": stored("committed", json!({"L": []}), json!({}))})),
+            condition_failed(),
+            (200, json!({"Item": stored("failed", json!({"L": []}), json!({}))})),
+        ]);
+        let orders = DynamoOrders::new(table.client.clone(), "orders".into());
+        orders.finish("o1", OrderStatus::Failed, Some("out of stock")).await.unwrap();
+        orders.finish("o1", OrderStatus::Committed, None).await.unwrap();
+        assert!(orders.finish("o1", OrderStatus::Committed, None).await.is_err());
+        let calls = table.calls();
+        let update = &calls[0].1;
+        let expression = "SET #status = :to, history = list_append(history, :change), failureReason = :reason";
+        assert_eq!(update["UpdateExpression"], expression);
+        assert_eq!(update["ConditionExpression"], "#status = :from");
+        assert_eq!(update["ExpressionAttributeValues"][":reason"], json!({"S": "out of stock"}));
+        assert_eq!(update["ExpressionAttributeValues"][":from"], json!({"S": "executing"}));
+        assert_eq!(update["ExpressionAttributeValues"][":to"], json!({"S": "failed"}));
+        let change = &update["ExpressionAttributeValues"][":change"]["L"][0]["M"];
+        assert_eq!(change["status"], json!({"S": "failed"}));
+        assert!(change["at"]["S"].is_string());
+        let plain = &calls[1].1;
+        assert_eq!(plain["UpdateExpression"], "SET #status = :to, history = list_append(history, :change)");
+        assert_eq!(plain.get("ExpressionAttributeValues").and_then(|v| v.get(":reason")), None);
+    }
+}

@@ -140,3 +140,51 @@ impl Participant for LambdaPayment {
         self.step(PaymentRequest::Abort { order_id: order.order_id.clone() }, PaymentState::Released).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The payments table's item shape and conditions, pinned: the payment function and tests read it.
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::table::replay::{condition_failed, replay};
+
+    #[tokio::test]
+    async fn create_puts_state_and_amount_once_or_answers_the_state_there() {
+        let there = json!({"Item": {"orderId": {"S": "o1"}, "state": {"S": "released"}, "amountCents": {"N": "1998"}}});
+        let table = replay(vec![(200, json!({})), condition_failed(), (200, there)]);
+        let payments = DynamoPayments::new(table.client.clone(), "payments".into());
+        assert_eq!(payments.create("o1", PaymentState::Authorized, 1998).await.unwrap(), PaymentState::Authorized);
+        assert_eq!(payments.create("o1", PaymentState::Authorized, 1998).await.unwrap(), PaymentState::Released);
+        let put = json!({
+            "TableName": "payments",
+            "Item": {"orderId": {"S": "o1"}, "state": {"S": "authorized"}, "amountCents": {"N": "1998"}},
+            "ConditionExpression": "attribute_not_exists(orderId)",
+        });
+        let read = json!({"TableName": "payments", "Key": {"orderId": {"S": "o1"}}, "ConsistentRead": true});
+        let calls = table.calls();
+        assert_eq!(calls, [("PutItem".into(), put.clone()), ("PutItem".into(), put), ("GetItem".into(), read)]);
+    }
+
+    #[tokio::test]
+    async fn transition_is_one_conditional_update_or_answers_the_state_there() {
+        let table = replay(vec![(200, json!({})), condition_failed(), (200, json!({}))]);
+        let payments = DynamoPayments::new(table.client.clone(), "payments".into());
+        let (from, to) = (PaymentState::Authorized, PaymentState::Charged);
+        assert_eq!(payments.transition("o1", from, to).await.unwrap(), Some(PaymentState::Charged));
+        assert_eq!(payments.transition("o1", from, to).await.unwrap(), None);
+        let update = json!({
+            "TableName": "payments",
+            "Key": {"orderId": {"S": "o1"}},
+            "UpdateExpression": "SET #state = :to",
+            "ConditionExpression": "#state = :from",
+            "ExpressionAttributeNames": {"#state": "state"},
+            "ExpressionAttributeValues": {":to": {"S": "charged"}, ":from": {"S": "authorized"}},
+            "ReturnValues": "NONE",
+        });
+        let calls = table.calls();
+        assert_eq!(calls[0], ("UpdateItem".into(), update));
+        assert_eq!(calls[2].0, "GetItem");
+    }
+}

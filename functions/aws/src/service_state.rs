@@ -199,3 +199,121 @@ impl StateStore for DynamoStateStore {
 pub(crate) fn string<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
     item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The service-state table's item shape and conditions, pinned: clocks are maps of numbers so
+    //! that conditions compare them.
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::table::replay::{condition_failed, replay};
+
+    fn clock(counts: [u64; 4]) -> VectorClock {
+        PROCESSES.iter().zip(counts).map(|(p, n)| (p.to_string(), n)).collect()
+    }
+
+    fn clock_json(counts: [u64; 4]) -> Value {
+        let map: serde_json::Map<_, _> =
+            PROCESSES.iter().zip(counts).map(|(p, n)| (p.to_string(), json!({"N": n.to_string()}))).collect();
+        json!({"M": map})
+    }
+
+    fn store(table: &crate::table::replay::Replay, service: Service) -> DynamoStateStore {
+        DynamoStateStore::new(table.client.clone(), "state".into(), service)
+    }
+
+    #[tokio::test]
+    async fn init_puts_the_order_once() {
+        let table = replay(vec![(200, json!({})), condition_failed()]);
+        let store = store(&table, Service::TransactionVerification);
+        store.init("o1", &OrderData::default()).await.unwrap();
+        store.init("o1", &OrderData::default()).await.unwrap();
+        let put = json!({
+            "TableName": "state",
+            "Item": {
+                "pk": {"S": "transaction-verification#o1"},
+                "order": {"S": serde_json::to_string(&OrderData::default()).unwrap()},
+            },
+            "ConditionExpression": "attribute_not_exists(#key)",
+            "ExpressionAttributeNames": {"#key": "pk"},
+        });
+        assert_eq!(table.calls(), [("PutItem".into(), put.clone()), ("PutItem".into(), put)]);
+    }
+
+    #[tokio::test]
+    async fn record_sets_the_clock_if_the_previous_event_is_covered() {
+        let order = json!({"S": serde_json::to_string(&OrderData::default()).unwrap()});
+        let item = json!({"pk": {"S": "transaction-verification#o1"}, "order": order,
+            "clock_a": clock_json([1, 0, 0, 0]), "clock_c": clock_json([2, 0, 0, 0])});
+        let table = replay(vec![(200, json!({"Attributes": item})), condition_failed()]);
+        let store = store(&table, Service::TransactionVerification);
+        let state = store.record("o1", Event::C, &clock([1, 0, 0, 0]), &clock([2, 0, 0, 0])).await.unwrap();
+        let clocks = state.unwrap().clocks;
+        assert_eq!(
+            clocks.into_iter().collect::<Vec<_>>(),
+            [(Event::A, clock([1, 0, 0, 0])), (Event::C, clock([2, 0, 0, 0]))]
+        );
+        assert_eq!(store.record("o1", Event::C, &clock([1, 0, 0, 0]), &clock([2, 0, 0, 0])).await.unwrap(), None);
+        let covered = (3..7)
+            .map(|i| format!("(attribute_not_exists(#previous.#p{i}) OR #previous.#p{i} <= :v{})", i - 2))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let update = json!({
+            "TableName": "state",
+            "Key": {"pk": {"S": "transaction-verification#o1"}},
+            "UpdateExpression": "SET #event = :clock",
+            "ConditionExpression": format!(
+                "attribute_exists(#order) AND attribute_not_exists(#event) AND attribute_exists(#previous) AND {covered}"
+            ),
+            "ExpressionAttributeNames": {"#order": "order", "#event": "clock_c", "#previous": "clock_a",
+                "#p3": "tv-a", "#p4": "tv-b", "#p5": "fraud", "#p6": "suggestions"},
+            "ExpressionAttributeValues": {":clock": clock_json([2, 0, 0, 0]),
+                ":v1": {"N": "1"}, ":v2": {"N": "0"}, ":v3": {"N": "0"}, ":v4": {"N": "0"}},
+            "ReturnValues": "ALL_NEW",
+        });
+        assert_eq!(table.calls()[0], ("UpdateItem".into(), update));
+    }
+
+    #[tokio::test]
+    async fn load_reads_consistently() {
+        let order = json!({"S": serde_json::to_string(&OrderData::default()).unwrap()});
+        let item = json!({"pk": {"S": "suggestions#o1"}, "order": order, "clock_f": clock_json([3, 2, 2, 1])});
+        let table = replay(vec![(200, json!({"Item": item})), (200, json!({}))]);
+        let store = store(&table, Service::Suggestions);
+        let state = store.load("o1").await.unwrap().unwrap();
+        assert_eq!(state.clocks.into_iter().collect::<Vec<_>>(), [(Event::F, clock([3, 2, 2, 1]))]);
+        assert_eq!(store.load("o1").await.unwrap(), None);
+        let read = json!({"TableName": "state", "Key": {"pk": {"S": "suggestions#o1"}}, "ConsistentRead": true});
+        assert_eq!(table.calls()[0], ("GetItem".into(), read));
+    }
+
+    #[tokio::test]
+    async fn clear_deletes_only_if_the_final_clock_covers_every_event_of_the_service() {
+        let table = replay(vec![(200, json!({})), condition_failed()]);
+        let store = store(&table, Service::FraudDetection);
+        assert!(store.clear("o1", &clock([1, 1, 2, 0])).await.unwrap());
+        assert!(!store.clear("o1", &clock([1, 1, 2, 0])).await.unwrap());
+        let covered = |alias: &str, first_name: usize, first_value: usize| {
+            (0..4)
+                .map(|i| {
+                    let (p, v) = (first_name + i, first_value + i);
+                    format!("(attribute_not_exists(#{alias}.#p{p}) OR #{alias}.#p{p} <= :v{v})")
+                })
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        let delete = json!({
+            "TableName": "state",
+            "Key": {"pk": {"S": "fraud-detection#o1"}},
+            "ConditionExpression": format!("{} AND {}", covered("ed", 1, 0), covered("ee", 6, 4)),
+            "ExpressionAttributeNames": {"#ed": "clock_d", "#ee": "clock_e",
+                "#p1": "tv-a", "#p2": "tv-b", "#p3": "fraud", "#p4": "suggestions",
+                "#p6": "tv-a", "#p7": "tv-b", "#p8": "fraud", "#p9": "suggestions"},
+            "ExpressionAttributeValues": {":v0": {"N": "1"}, ":v1": {"N": "1"}, ":v2": {"N": "2"}, ":v3": {"N": "0"},
+                ":v4": {"N": "1"}, ":v5": {"N": "1"}, ":v6": {"N": "2"}, ":v7": {"N": "0"}},
+        });
+        assert_eq!(table.calls(), [("DeleteItem".into(), delete.clone()), ("DeleteItem".into(), delete)]);
+    }
+}
