@@ -191,7 +191,10 @@ impl OrderLedger for DynamoOrders {
         match current {
             // A duplicate that raced this one finished it first.
             Some(current) if current == status => Ok(()),
-            current => Err(Unavailable(format!("order {order_id} is {current:?}, cannot become {status:?}"))),
+            current => {
+                let current = current.map(OrderStatus::as_str);
+                Err(Unavailable(format!("order {order_id} is {current:?}, cannot become {}", status.as_str())))
+            }
         }
     }
 }
@@ -365,7 +368,8 @@ mod tests {
         let orders = DynamoOrders::new(table.client.clone(), "orders".into());
         orders.finish("o1", OrderStatus::Failed, Some("out of stock")).await.unwrap();
         orders.finish("o1", OrderStatus::Committed, None).await.unwrap();
-        assert!(orders.finish("o1", OrderStatus::Committed, None).await.is_err());
+        let error = orders.finish("o1", OrderStatus::Committed, None).await.unwrap_err();
+        assert_eq!(error.0, r#"order o1 is Some("failed"), cannot become committed"#);
         let calls = table.calls();
         let update = &calls[0].1;
         let expression = "SET #status = :to, history = list_append(history, :change), failureReason = :reason";

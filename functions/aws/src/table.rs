@@ -169,3 +169,22 @@ pub(crate) mod replay {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::replay::{condition_failed, replay};
+    use super::*;
+
+    #[tokio::test]
+    async fn only_a_failed_condition_is_an_answer() {
+        let refused = json!({"__type": "com.amazonaws.dynamodb.v20120810#ValidationException", "message": "bad"});
+        let table = replay(vec![(200, json!({})), condition_failed(), (400, refused)]);
+        let put = || table.client.put_item().table_name("t").item("k", AttributeValue::S("1".into()));
+        assert!(matches!(conditional(put().send(), "putting").await, Ok(Written::Applied(_))));
+        assert!(matches!(conditional(put().send(), "putting").await, Ok(Written::ConditionFailed)));
+        let error = conditional(put().send(), "putting").await.unwrap_err();
+        assert!(error.0.starts_with("putting: ") && error.0.contains("ValidationException"), "{}", error.0);
+    }
+}
