@@ -211,7 +211,99 @@ impl Faults for DeliveryFaults {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use bookstore_domain::execution::{Claim, Decision, ExecutableOrder, Vote};
+    use bookstore_domain::order::OrderStatus;
+    use lambda_runtime::{Context, LambdaEvent};
+    use serde_json::json;
+
     use super::*;
+
+    /// The orders table in memory: `o-down` cannot be read (its execution fails); any other order
+    /// is queued with one copy of one book.
+    #[derive(Default)]
+    struct Ledger {
+        finished: Mutex<Vec<(String, OrderStatus)>>,
+    }
+
+    impl OrderLedger for Ledger {
+        async fn claim(&self, order_id: &str) -> Result<Claim, Unavailable> {
+            if order_id == "o-down" {
+                return Err(Unavailable("the orders table is down".into()));
+            }
+            Ok(Claim::Executing(ExecutableOrder {
+                order_id: order_id.into(),
+                status: OrderStatus::Executing,
+                lines: vec![("b1".into(), 1)],
+                amount_cents: 999,
+                decision: None,
+            }))
+        }
+
+        async fn decide(&self, _: &str, decision: &Decision) -> Result<Decision, Unavailable> {
+            Ok(decision.clone())
+        }
+
+        async fn finish(&self, order_id: &str, status: OrderStatus, _: Option<&str>) -> Result<(), Unavailable> {
+            self.finished.lock().unwrap().push((order_id.into(), status));
+            Ok(())
+        }
+    }
+
+    /// A participant that agrees to everything.
+    struct Agreeing;
+
+    impl Participant for Agreeing {
+        async fn prepare(&self, _: &ExecutableOrder) -> Result<Vote, Unavailable> {
+            Ok(Vote::Yes)
+        }
+
+        async fn commit(&self, _: &ExecutableOrder) -> Result<(), Unavailable> {
+            Ok(())
+        }
+
+        async fn abort(&self, _: &ExecutableOrder) -> Result<(), Unavailable> {
+            Ok(())
+        }
+    }
+
+    fn message(id: &str, body: &str) -> serde_json::Value {
+        json!({
+            "messageId": id, "receiptHandle": format!("receipt-{id}"), "body": body,
+            "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+            "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:orders",
+            "awsRegion": "us-east-1",
+        })
+    }
+
+    #[tokio::test]
+    async fn a_batch_reports_exactly_the_messages_to_deliver_again() {
+        let records = [
+            message("m-good", r#"{"orderId": "o-good"}"#),
+            message("m-malformed", "not an order"),
+            message("m-down", r#"{"orderId": "o-down"}"#),
+        ];
+        // As the runtime hands it to the function's handler.
+        let payload: SqsEvent = serde_json::from_value(json!({"Records": records})).unwrap();
+        let event = LambdaEvent::new(payload, Context::default());
+        let executor = OrderExecutor { ledger: Ledger::default(), stock: Agreeing, payment: Agreeing };
+        let settings = DeliverySettings {
+            max_receives: 5,
+            retry_delay_seconds: 2,
+            visibility_timeout_seconds: 240,
+            execution_limit: Duration::from_secs(10),
+            faults: EmulatedFaults::default(),
+        };
+        let response = execute_batch(&executor, &settings, None, event.payload).await;
+        let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        assert_eq!(failed, ["m-malformed", "m-down"]);
+        assert_eq!(*executor.ledger.finished.lock().unwrap(), [("o-good".to_string(), OrderStatus::Committed)]);
+        // On the wire, as the event source mapping reads it.
+        let wire = serde_json::to_value(&response).unwrap();
+        let expected = json!([{"itemIdentifier": "m-malformed"}, {"itemIdentifier": "m-down"}]);
+        assert_eq!(wire["batchItemFailures"], expected);
+    }
 
     #[test]
     fn the_knobs_are_off_unless_set_and_a_bad_value_is_named() {

@@ -31,6 +31,7 @@ mod queue;
 mod service_state;
 mod stock;
 mod system_status;
+mod table;
 
 pub use books::BooksDbCatalog;
 pub use config::{EMULATOR_ENDPOINT_URL, LAMBDA_ENDPOINT_URL, env_or, http_client, lambda_client, sdk_config};

@@ -3,21 +3,68 @@
 //! record (items, events, clocks) is written once, as JSON in `record`.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use bookstore_domain::execution::{Claim, Decision, ExecutableOrder, OrderLedger};
 use bookstore_domain::orchestrator::{OrderRecord, OrderStore, StatusChange};
 use bookstore_domain::order::OrderStatus;
 use bookstore_domain::service::Unavailable;
+use serde::{Deserialize, Serialize};
 
-use crate::service_state::string;
+use crate::table::{Item, Written, conditional, from_item, get_consistent, to_item, to_value};
 use crate::{now_rfc3339, unavailable};
 
 pub struct DynamoOrders {
     client: Client,
     table: String,
+}
+
+/// The item `create` puts: `status` (`S`, the serde name), `history` (`L` of `M`), `record` (`S`, JSON).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NewOrder<'a> {
+    order_id: &'a str,
+    status: OrderStatus,
+    history: &'a [StatusChange],
+    record: String,
+}
+
+/// An item as read back, with what status changes and the executor added since.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredOrder {
+    record: Option<String>,
+    status: Option<OrderStatus>,
+    failure_reason: Option<String>,
+    history: Option<Vec<StatusChange>>,
+    /// The two-phase commit's decision, as JSON.
+    decision: Option<String>,
+}
+
+impl StoredOrder {
+    fn decode(item: Item) -> Result<Self, Unavailable> {
+        from_item(item, "decoding the order")
+    }
+
+    fn record(&self) -> Result<OrderRecord, Unavailable> {
+        let record = self.record.as_deref().ok_or_else(|| unavailable("reading the order", "no record"))?;
+        let mut record: OrderRecord = serde_json::from_str(record).map_err(|e| unavailable("decoding the order", e))?;
+        if let Some(status) = self.status {
+            record.status = status;
+        }
+        if let Some(reason) = &self.failure_reason {
+            record.reason = Some(reason.clone());
+        }
+        if let Some(history) = &self.history {
+            record.history = history.clone();
+        }
+        Ok(record)
+    }
+
+    fn decision(&self) -> Result<Option<Decision>, Unavailable> {
+        let decode = |d: &String| serde_json::from_str(d).map_err(|e| unavailable("decoding the decision", e));
+        self.decision.as_ref().map(decode).transpose()
+    }
 }
 
 impl DynamoOrders {
@@ -27,58 +74,52 @@ impl DynamoOrders {
 
     /// The order as `GET /orders/{orderId}` shows it; `None` for an unknown id.
     pub async fn get(&self, order_id: &str) -> Result<Option<OrderRecord>, Unavailable> {
-        self.item(order_id).await?.as_ref().map(decode_record).transpose()
+        self.item(order_id).await?.map(|item| StoredOrder::decode(item)?.record()).transpose()
     }
-}
 
-fn decode_record(item: &HashMap<String, AttributeValue>) -> Result<OrderRecord, Unavailable> {
-    let record = string(item, "record").ok_or_else(|| unavailable("reading the order", "no record"))?;
-    let mut record: OrderRecord = serde_json::from_str(record).map_err(|e| unavailable("decoding the order", e))?;
-    if let Some(status) = string(item, "status") {
-        record.status = serde_json::from_value(serde_json::Value::from(status))
-            .map_err(|e| unavailable("decoding the order status", e))?;
+    async fn item(&self, order_id: &str) -> Result<Option<Item>, Unavailable> {
+        let key = ("orderId", AttributeValue::S(order_id.into()));
+        get_consistent(&self.client, &self.table, key, "reading the order").await
     }
-    if let Some(reason) = string(item, "failureReason") {
-        record.reason = Some(reason.to_string());
-    }
-    if let Some(history) = item.get("history").and_then(|h| h.as_l().ok()) {
-        record.history = history.iter().filter_map(status_change).collect();
-    }
-    Ok(record)
-}
 
-fn change_attribute(status: OrderStatus, at: &str) -> AttributeValue {
-    AttributeValue::M(
-        [
-            ("status".to_string(), AttributeValue::S(status.as_str().into())),
-            ("at".to_string(), AttributeValue::S(at.into())),
-        ]
-        .into(),
-    )
-}
-
-fn status_change(value: &AttributeValue) -> Option<StatusChange> {
-    let map = value.as_m().ok()?;
-    let status = serde_json::from_value(serde_json::Value::from(map.get("status")?.as_s().ok()?.as_str())).ok()?;
-    Some(StatusChange { status, at: map.get("at")?.as_s().ok()?.clone() })
+    /// `from → to`, appending the change to `history`, if the order is still `from`.
+    fn change_status(
+        &self,
+        order_id: &str,
+        from: OrderStatus,
+        to: OrderStatus,
+        at: &str,
+    ) -> Result<UpdateItemFluentBuilder, Unavailable> {
+        let change = [StatusChange { status: to, at: at.into() }];
+        Ok(self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("orderId", AttributeValue::S(order_id.into()))
+            .update_expression("SET #status = :to, history = list_append(history, :change)")
+            .condition_expression("#status = :from")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":to", to_value(to, "encoding the order status")?)
+            .expression_attribute_values(":from", to_value(from, "encoding the order status")?)
+            .expression_attribute_values(":change", to_value(change, "encoding the status change")?))
+    }
 }
 
 impl OrderStore for DynamoOrders {
     async fn create(&self, order: &OrderRecord) -> Result<(), Unavailable> {
         let record = serde_json::to_string(order).map_err(|e| unavailable("encoding the order", e))?;
-        let history = order.history.iter().map(|c| change_attribute(c.status, &c.at)).collect();
-        self.client
+        let item = NewOrder { order_id: &order.order_id, status: order.status, history: &order.history, record };
+        let put = self
+            .client
             .put_item()
             .table_name(&self.table)
-            .item("orderId", AttributeValue::S(order.order_id.clone()))
-            .item("status", AttributeValue::S(order.status.as_str().into()))
-            .item("history", AttributeValue::L(history))
-            .item("record", AttributeValue::S(record))
-            .condition_expression("attribute_not_exists(orderId)")
-            .send()
-            .await
-            .map_err(|e| unavailable("recording the order", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
-        Ok(())
+            .set_item(Some(to_item(item, "encoding the order")?))
+            .condition_expression("attribute_not_exists(orderId)");
+        // An order id is new: a second create of it is a fault, as before.
+        match conditional(put.send(), "recording the order").await? {
+            Written::Applied(_) => Ok(()),
+            Written::ConditionFailed => Err(unavailable("recording the order", "the order exists already")),
+        }
     }
 
     async fn transition(
@@ -88,76 +129,26 @@ impl OrderStore for DynamoOrders {
         to: OrderStatus,
         at: &str,
     ) -> Result<(), Unavailable> {
-        self.change_status(order_id, from, to, at)
-            .send()
-            .await
-            .map_err(|e| unavailable("changing the order status", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
-        Ok(())
-    }
-}
-
-impl DynamoOrders {
-    async fn item(&self, order_id: &str) -> Result<Option<HashMap<String, AttributeValue>>, Unavailable> {
-        let answer = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("orderId", AttributeValue::S(order_id.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("reading the order", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
-        Ok(answer.item().cloned())
-    }
-
-    /// A conditional update; answers `false` when the condition did not hold.
-    async fn update(&self, update: UpdateItemFluentBuilder, what: &str) -> Result<bool, Unavailable> {
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(unavailable(what, aws_sdk_dynamodb::error::DisplayErrorContext(e))),
+        let update = self.change_status(order_id, from, to, at)?;
+        match conditional(update.send(), "changing the order status").await? {
+            Written::Applied(_) => Ok(()),
+            Written::ConditionFailed => Err(unavailable("changing the order status", "the order is not in that state")),
         }
     }
-
-    fn change_status(&self, order_id: &str, from: OrderStatus, to: OrderStatus, at: &str) -> UpdateItemFluentBuilder {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("orderId", AttributeValue::S(order_id.into()))
-            .update_expression("SET #status = :to, history = list_append(history, :change)")
-            .condition_expression("#status = :from")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":to", AttributeValue::S(to.as_str().into()))
-            .expression_attribute_values(":from", AttributeValue::S(from.as_str().into()))
-            .expression_attribute_values(":change", AttributeValue::L(vec![change_attribute(to, at)]))
-    }
-}
-
-fn decode_decision(item: &HashMap<String, AttributeValue>) -> Result<Option<Decision>, Unavailable> {
-    string(item, "decision")
-        .map(|d| serde_json::from_str(d).map_err(|e| unavailable("decoding the decision", e)))
-        .transpose()
 }
 
 impl OrderLedger for DynamoOrders {
     async fn claim(&self, order_id: &str) -> Result<Claim, Unavailable> {
-        let claimed = self
-            .change_status(order_id, OrderStatus::Queued, OrderStatus::Executing, &now_rfc3339())
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        let item = match claimed {
-            Ok(answer) => {
-                let item = answer.attributes().ok_or_else(|| unavailable("claiming the order", "no item"))?;
+        let claim = self.change_status(order_id, OrderStatus::Queued, OrderStatus::Executing, &now_rfc3339())?;
+        let item = match conditional(claim.return_values(ReturnValue::AllNew).send(), "claiming the order").await? {
+            Written::Applied(answer) => {
+                let item = answer.attributes.ok_or_else(|| unavailable("claiming the order", "no item"))?;
                 return Ok(Claim::Executing(executable(order_id, item)?));
             }
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                self.item(order_id).await?
-            }
-            Err(e) => return Err(unavailable("claiming the order", aws_sdk_dynamodb::error::DisplayErrorContext(e))),
+            Written::ConditionFailed => self.item(order_id).await?,
         };
         let Some(item) = item else { return Ok(Claim::Unknown) };
-        let order = executable(order_id, &item)?;
+        let order = executable(order_id, item)?;
         Ok(match order.status {
             // Taken over from an executor that died.
             OrderStatus::Executing => Claim::Executing(order),
@@ -176,15 +167,16 @@ impl OrderLedger for DynamoOrders {
             .update_expression("SET decision = :decision")
             .condition_expression("attribute_exists(orderId) AND attribute_not_exists(decision)")
             .expression_attribute_values(":decision", AttributeValue::S(encoded));
-        if self.update(update, "recording the decision").await? {
+        if let Written::Applied(_) = conditional(update.send(), "recording the decision").await? {
             return Ok(decision.clone());
         }
         let item = self.item(order_id).await?.ok_or_else(|| unavailable("recording the decision", "no such order"))?;
-        decode_decision(&item)?.ok_or_else(|| unavailable("recording the decision", "the order has none"))
+        let recorded = StoredOrder::decode(item)?.decision()?;
+        recorded.ok_or_else(|| unavailable("recording the decision", "the order has none"))
     }
 
     async fn finish(&self, order_id: &str, status: OrderStatus, reason: Option<&str>) -> Result<(), Unavailable> {
-        let mut update = self.change_status(order_id, OrderStatus::Executing, status, &now_rfc3339());
+        let mut update = self.change_status(order_id, OrderStatus::Executing, status, &now_rfc3339())?;
         if let Some(reason) = reason {
             update = update
                 .update_expression(
@@ -192,21 +184,25 @@ impl OrderLedger for DynamoOrders {
                 )
                 .expression_attribute_values(":reason", AttributeValue::S(reason.into()));
         }
-        if self.update(update, "finishing the order").await? {
+        if let Written::Applied(_) = conditional(update.send(), "finishing the order").await? {
             return Ok(());
         }
-        let item = self.item(order_id).await?;
-        match item.as_ref().and_then(|i| string(i, "status")) {
+        let current = self.item(order_id).await?.map(StoredOrder::decode).transpose()?.and_then(|o| o.status);
+        match current {
             // A duplicate that raced this one finished it first.
-            Some(current) if current == status.as_str() => Ok(()),
-            current => Err(Unavailable(format!("order {order_id} is {current:?}, cannot become {}", status.as_str()))),
+            Some(current) if current == status => Ok(()),
+            current => {
+                let current = current.map(OrderStatus::as_str);
+                Err(Unavailable(format!("order {order_id} is {current:?}, cannot become {}", status.as_str())))
+            }
         }
     }
 }
 
 /// The order as an executor sees it: its lines merged per book.
-fn executable(order_id: &str, item: &HashMap<String, AttributeValue>) -> Result<ExecutableOrder, Unavailable> {
-    let record = decode_record(item)?;
+fn executable(order_id: &str, item: Item) -> Result<ExecutableOrder, Unavailable> {
+    let stored = StoredOrder::decode(item)?;
+    let record = stored.record()?;
     let mut lines: Vec<(String, i64)> = Vec::new();
     for line in &record.items {
         // A line with no book or no quantity stays, empty, for the executor to refuse.
@@ -221,6 +217,172 @@ fn executable(order_id: &str, item: &HashMap<String, AttributeValue>) -> Result<
         status: record.status,
         lines,
         amount_cents: record.amount_cents,
-        decision: decode_decision(item)?,
+        decision: stored.decision()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The requests pinned here are the orders table's item shapes and conditions: other code and
+    //! tests read the table, so these must not change.
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::table::replay::{condition_failed, replay};
+
+    fn order() -> OrderRecord {
+        serde_json::from_value(json!({
+            "orderId": "o1", "status": "approved", "amountCents": 1998, "suggestedBooks": [], "events": [],
+            "items": [
+                {"bookId": "b1", "title": "One", "quantity": 1, "unitPriceCents": 999},
+                {"bookId": "b1", "title": "One", "quantity": 1, "unitPriceCents": 999},
+            ],
+            "history": [{"status": "approved", "at": "t0"}],
+            "finalClock": {"tv-a": 1},
+        }))
+        .unwrap()
+    }
+
+    /// The item as the table holds it once the order is `status`, with `history` and `extra` attributes.
+    fn stored(status: &str, history: Value, extra: Value) -> Value {
+        let mut item = json!({
+            "orderId": {"S": "o1"},
+            "status": {"S": status},
+            "history": history,
+            "record": {"S": serde_json::to_string(&order()).unwrap()},
+        });
+        item.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        item
+    }
+
+    fn change(status: &str, at: &str) -> Value {
+        json!({"M": {"status": {"S": status}, "at": {"S": at}}})
+    }
+
+    #[tokio::test]
+    async fn create_puts_status_history_and_record_once() {
+        let table = replay(vec![(200, json!({}))]);
+        DynamoOrders::new(table.client.clone(), "orders".into()).create(&order()).await.unwrap();
+        let expected = json!({
+            "TableName": "orders",
+            "Item": stored("approved", json!({"L": [change("approved", "t0")]}), json!({})),
+            "ConditionExpression": "attribute_not_exists(orderId)",
+        });
+        assert_eq!(table.calls(), vec![("PutItem".to_string(), expected)]);
+    }
+
+    #[tokio::test]
+    async fn transition_is_one_conditional_update_appending_to_history() {
+        let table = replay(vec![(200, json!({}))]);
+        let orders = DynamoOrders::new(table.client.clone(), "orders".into());
+        orders.transition("o1", OrderStatus::Approved, OrderStatus::Queued, "t1").await.unwrap();
+        let expected = json!({
+            "TableName": "orders",
+            "Key": {"orderId": {"S": "o1"}},
+            "UpdateExpression": "SET #status = :to, history = list_append(history, :change)",
+            "ConditionExpression": "#status = :from",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
+                ":to": {"S": "queued"}, ":from": {"S": "approved"}, ":change": {"L": [change("queued", "t1")]},
+            },
+        });
+        assert_eq!(table.calls(), vec![("UpdateItem".to_string(), expected)]);
+    }
+
+    #[tokio::test]
+    async fn get_reads_consistently_and_decodes_status_history_and_reason() {
+        let history = json!({"L": [change("approved", "t0"), change("failed", "t2")]});
+        let item = stored("failed", history, json!({"failureReason": {"S": "out of stock"}}));
+        let table = replay(vec![(200, json!({"Item": item})), (200, json!({}))]);
+        let orders = DynamoOrders::new(table.client.clone(), "orders".into());
+        let record = orders.get("o1").await.unwrap().unwrap();
+        assert_eq!(record.status, OrderStatus::Failed);
+        assert_eq!(record.reason.as_deref(), Some("out of stock"));
+        let statuses: Vec<_> = record.history.iter().map(|c| (c.status, c.at.as_str())).collect();
+        assert_eq!(statuses, [(OrderStatus::Approved, "t0"), (OrderStatus::Failed, "t2")]);
+        assert_eq!(orders.get("o2").await.unwrap(), None);
+        let read = json!({"TableName": "orders", "Key": {"orderId": {"S": "o1"}}, "ConsistentRead": true});
+        assert_eq!(table.calls()[0], ("GetItem".to_string(), read));
+    }
+
+    #[tokio::test]
+    async fn claim_moves_queued_to_executing_or_reads_what_it_is() {
+        let executing = stored("executing", json!({"L": []}), json!({}));
+        let committed = stored("committed", json!({"L": []}), json!({}));
+        let table = replay(vec![
+            (200, json!({"Attributes": executing})),
+            condition_failed(),
+            (200, json!({"Item": committed})),
+            condition_failed(),
+            (200, json!({})),
+        ]);
+        let orders = DynamoOrders::new(table.client.clone(), "orders".into());
+        let Claim::Executing(order) = orders.claim("o1").await.unwrap() else { panic!("not claimed") };
+        assert_eq!(order.lines, [("b1".to_string(), 2)]);
+        assert_eq!((order.amount_cents, order.decision), (1998, None));
+        assert_eq!(orders.claim("o1").await.unwrap(), Claim::Finished(OrderStatus::Committed));
+        assert_eq!(orders.claim("o1").await.unwrap(), Claim::Unknown);
+        let calls = table.calls();
+        let operations: Vec<_> = calls.iter().map(|(op, _)| op.as_str()).collect();
+        assert_eq!(operations, ["UpdateItem", "UpdateItem", "GetItem", "UpdateItem", "GetItem"]);
+        let update = &calls[0].1;
+        assert_eq!(update["ReturnValues"], "ALL_NEW");
+        assert_eq!(update["ConditionExpression"], "#status = :from");
+        assert_eq!(update["ExpressionAttributeValues"][":from"], json!({"S": "queued"}));
+        assert_eq!(update["ExpressionAttributeValues"][":to"], json!({"S": "executing"}));
+        assert_eq!(calls[2].1["ConsistentRead"], true);
+    }
+
+    #[tokio::test]
+    async fn decide_records_once_and_answers_the_recorded_decision() {
+        let recorded = json!({"decision": {"S": r#"{"decision":"abort","reason":"no stock"}"#}});
+        let table = replay(vec![
+            (200, json!({})),
+            condition_failed(),
+            (200, json!({"Item": stored("executing", json!({"L": []}), recorded)})),
+        ]);
+        let orders = DynamoOrders::new(table.client.clone(), "orders".into());
+        assert_eq!(orders.decide("o1", &Decision::Commit).await.unwrap(), Decision::Commit);
+        let first = orders.decide("o1", &Decision::Commit).await.unwrap();
+        assert_eq!(first, Decision::Abort { reason: "no stock".into() });
+        let expected = json!({
+            "TableName": "orders",
+            "Key": {"orderId": {"S": "o1"}},
+            "UpdateExpression": "SET decision = :decision",
+            "ConditionExpression": "attribute_exists(orderId) AND attribute_not_exists(decision)",
+            "ExpressionAttributeValues": {":decision": {"S": r#"{"decision":"commit"}"#}},
+        });
+        assert_eq!(table.calls()[0], ("UpdateItem".to_string(), expected));
+    }
+
+    #[tokio::test]
+    async fn finish_records_the_reason_and_accepts_a_duplicate_that_won() {
+        let table = replay(vec![
+            (200, json!({})),
+            condition_failed(),
+            (200, json!({"Item": stored("committed", json!({"L": []}), json!({}))})),
+            condition_failed(),
+            (200, json!({"Item": stored("failed", json!({"L": []}), json!({}))})),
+        ]);
+        let orders = DynamoOrders::new(table.client.clone(), "orders".into());
+        orders.finish("o1", OrderStatus::Failed, Some("out of stock")).await.unwrap();
+        orders.finish("o1", OrderStatus::Committed, None).await.unwrap();
+        let error = orders.finish("o1", OrderStatus::Committed, None).await.unwrap_err();
+        assert_eq!(error.0, r#"order o1 is Some("failed"), cannot become committed"#);
+        let calls = table.calls();
+        let update = &calls[0].1;
+        let expression = "SET #status = :to, history = list_append(history, :change), failureReason = :reason";
+        assert_eq!(update["UpdateExpression"], expression);
+        assert_eq!(update["ConditionExpression"], "#status = :from");
+        assert_eq!(update["ExpressionAttributeValues"][":reason"], json!({"S": "out of stock"}));
+        assert_eq!(update["ExpressionAttributeValues"][":from"], json!({"S": "executing"}));
+        assert_eq!(update["ExpressionAttributeValues"][":to"], json!({"S": "failed"}));
+        let change = &update["ExpressionAttributeValues"][":change"]["L"][0]["M"];
+        assert_eq!(change["status"], json!({"S": "failed"}));
+        assert!(change["at"]["S"].is_string());
+        let plain = &calls[1].1;
+        assert_eq!(plain["UpdateExpression"], "SET #status = :to, history = list_append(history, :change)");
+        assert_eq!(plain.get("ExpressionAttributeValues").and_then(|v| v.get(":reason")), None);
+    }
 }

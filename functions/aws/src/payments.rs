@@ -1,20 +1,35 @@
 //! The payments table (the payment participant's state) and the payment function as a
 //! two-phase-commit participant of the order executor.
 
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use bookstore_domain::execution::{ExecutableOrder, Participant, Vote};
 use bookstore_domain::payment::{PaymentLedger, PaymentRequest, PaymentResponse, PaymentState};
 use bookstore_domain::service::Unavailable;
+use serde::{Deserialize, Serialize};
 
+use crate::env_or;
 use crate::invoke::invoke_json;
-use crate::service_state::string;
-use crate::{env_or, unavailable};
+use crate::table::{Written, conditional, from_item, get_consistent, to_item, to_value};
 
 /// One item per order, keyed `orderId`, with `state` and `amountCents`.
 pub struct DynamoPayments {
     client: aws_sdk_dynamodb::Client,
     table: String,
+}
+
+/// A payment as the table holds it.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PaymentItem {
+    order_id: String,
+    state: PaymentState,
+    amount_cents: u64,
+}
+
+/// What is read back: only the state is needed.
+#[derive(Deserialize)]
+struct StoredState {
+    state: Option<PaymentState>,
 }
 
 impl DynamoPayments {
@@ -23,21 +38,12 @@ impl DynamoPayments {
     }
 
     async fn state(&self, order_id: &str) -> Result<Option<PaymentState>, Unavailable> {
-        let answer = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("orderId", AttributeValue::S(order_id.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("reading the payment", DisplayErrorContext(e)))?;
-        answer.item().and_then(|item| string(item, "state")).map(parse_state).transpose()
+        let key = ("orderId", AttributeValue::S(order_id.into()));
+        let Some(item) = get_consistent(&self.client, &self.table, key, "reading the payment").await? else {
+            return Ok(None);
+        };
+        Ok(from_item::<StoredState>(item, "decoding the payment state")?.state)
     }
-}
-
-fn parse_state(state: &str) -> Result<PaymentState, Unavailable> {
-    serde_json::from_value(serde_json::Value::from(state)).map_err(|e| unavailable("decoding the payment state", e))
 }
 
 impl PaymentLedger for DynamoPayments {
@@ -47,22 +53,18 @@ impl PaymentLedger for DynamoPayments {
         state: PaymentState,
         amount_cents: u64,
     ) -> Result<PaymentState, Unavailable> {
-        let answer = self
+        let item = to_item(PaymentItem { order_id: order_id.into(), state, amount_cents }, "encoding the payment")?;
+        let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("orderId", AttributeValue::S(order_id.into()))
-            .item("state", AttributeValue::S(state.as_str().into()))
-            .item("amountCents", AttributeValue::N(amount_cents.to_string()))
-            .condition_expression("attribute_not_exists(orderId)")
-            .send()
-            .await;
-        match answer {
-            Ok(_) => Ok(state),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                self.state(order_id).await?.ok_or_else(|| unavailable("reading the payment", "it vanished"))
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(orderId)");
+        match conditional(put.send(), "recording the payment").await? {
+            Written::Applied(_) => Ok(state),
+            Written::ConditionFailed => {
+                self.state(order_id).await?.ok_or_else(|| Unavailable("reading the payment: it vanished".into()))
             }
-            Err(e) => Err(unavailable("recording the payment", DisplayErrorContext(e))),
         }
     }
 
@@ -72,7 +74,7 @@ impl PaymentLedger for DynamoPayments {
         from: PaymentState,
         to: PaymentState,
     ) -> Result<Option<PaymentState>, Unavailable> {
-        let answer = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -80,17 +82,12 @@ impl PaymentLedger for DynamoPayments {
             .update_expression("SET #state = :to")
             .condition_expression("#state = :from")
             .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":to", AttributeValue::S(to.as_str().into()))
-            .expression_attribute_values(":from", AttributeValue::S(from.as_str().into()))
-            .return_values(ReturnValue::None)
-            .send()
-            .await;
-        match answer {
-            Ok(_) => Ok(Some(to)),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                self.state(order_id).await
-            }
-            Err(e) => Err(unavailable("changing the payment", DisplayErrorContext(e))),
+            .expression_attribute_values(":to", to_value(to, "encoding the payment state")?)
+            .expression_attribute_values(":from", to_value(from, "encoding the payment state")?)
+            .return_values(ReturnValue::None);
+        match conditional(update.send(), "changing the payment").await? {
+            Written::Applied(_) => Ok(Some(to)),
+            Written::ConditionFailed => self.state(order_id).await,
         }
     }
 }
@@ -138,5 +135,53 @@ impl Participant for LambdaPayment {
 
     async fn abort(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
         self.step(PaymentRequest::Abort { order_id: order.order_id.clone() }, PaymentState::Released).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The payments table's item shape and conditions, pinned: the payment function and tests read it.
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::table::replay::{condition_failed, replay};
+
+    #[tokio::test]
+    async fn create_puts_state_and_amount_once_or_answers_the_state_there() {
+        let there = json!({"Item": {"orderId": {"S": "o1"}, "state": {"S": "released"}, "amountCents": {"N": "1998"}}});
+        let table = replay(vec![(200, json!({})), condition_failed(), (200, there)]);
+        let payments = DynamoPayments::new(table.client.clone(), "payments".into());
+        assert_eq!(payments.create("o1", PaymentState::Authorized, 1998).await.unwrap(), PaymentState::Authorized);
+        assert_eq!(payments.create("o1", PaymentState::Authorized, 1998).await.unwrap(), PaymentState::Released);
+        let put = json!({
+            "TableName": "payments",
+            "Item": {"orderId": {"S": "o1"}, "state": {"S": "authorized"}, "amountCents": {"N": "1998"}},
+            "ConditionExpression": "attribute_not_exists(orderId)",
+        });
+        let read = json!({"TableName": "payments", "Key": {"orderId": {"S": "o1"}}, "ConsistentRead": true});
+        let calls = table.calls();
+        assert_eq!(calls, [("PutItem".into(), put.clone()), ("PutItem".into(), put), ("GetItem".into(), read)]);
+    }
+
+    #[tokio::test]
+    async fn transition_is_one_conditional_update_or_answers_the_state_there() {
+        let table = replay(vec![(200, json!({})), condition_failed(), (200, json!({}))]);
+        let payments = DynamoPayments::new(table.client.clone(), "payments".into());
+        let (from, to) = (PaymentState::Authorized, PaymentState::Charged);
+        assert_eq!(payments.transition("o1", from, to).await.unwrap(), Some(PaymentState::Charged));
+        assert_eq!(payments.transition("o1", from, to).await.unwrap(), None);
+        let update = json!({
+            "TableName": "payments",
+            "Key": {"orderId": {"S": "o1"}},
+            "UpdateExpression": "SET #state = :to",
+            "ConditionExpression": "#state = :from",
+            "ExpressionAttributeNames": {"#state": "state"},
+            "ExpressionAttributeValues": {":to": {"S": "charged"}, ":from": {"S": "authorized"}},
+            "ReturnValues": "NONE",
+        });
+        let calls = table.calls();
+        assert_eq!(calls[0], ("UpdateItem".into(), update));
+        assert_eq!(calls[2].0, "GetItem");
     }
 }

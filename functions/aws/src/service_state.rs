@@ -7,12 +7,12 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use bookstore_domain::events::{Event, PROCESSES, Service};
 use bookstore_domain::service::{OrderData, OrderState, StateStore, Unavailable};
 use bookstore_domain::vector_clock::VectorClock;
 
+use crate::table::{Item, Written, conditional, from_value, get_consistent, to_value};
 use crate::unavailable;
 
 const KEY: &str = "pk";
@@ -29,13 +29,10 @@ impl DynamoStateStore {
         Self { client, table, service }
     }
 
-    fn key(&self, order_id: &str) -> AttributeValue {
-        let service = match self.service {
-            Service::TransactionVerification => "transaction-verification",
-            Service::FraudDetection => "fraud-detection",
-            Service::Suggestions => "suggestions",
-        };
-        AttributeValue::S(format!("{service}#{order_id}"))
+    /// `{service}#{order_id}`, the service by its serde name (`fraud-detection`, …).
+    fn key(&self, order_id: &str) -> Result<AttributeValue, Unavailable> {
+        let service: String = from_value(to_value(self.service, "naming the service")?, "naming the service")?;
+        Ok(AttributeValue::S(format!("{service}#{order_id}")))
     }
 }
 
@@ -68,57 +65,40 @@ fn processes(bound: &VectorClock) -> Vec<&str> {
     all
 }
 
-fn clock_value(clock: &VectorClock) -> AttributeValue {
-    AttributeValue::M(clock.iter().map(|(p, n)| (p.to_string(), AttributeValue::N(n.to_string()))).collect())
+/// A clock as a map of numbers (`M` of `N`), so that conditions can compare its components.
+fn clock_value(clock: &VectorClock) -> Result<AttributeValue, Unavailable> {
+    to_value(clock, "encoding a clock")
 }
 
-fn decode_clock(value: &AttributeValue) -> Result<VectorClock, Unavailable> {
-    let map = value.as_m().map_err(|_| unavailable("decoding a clock", "not a map"))?;
-    map.iter()
-        .map(|(process, count)| {
-            let count = count.as_n().ok().and_then(|n| n.parse().ok());
-            count
-                .map(|c| (process.clone(), c))
-                .ok_or_else(|| unavailable("decoding a clock", format!("{process}: not a count")))
-        })
-        .collect()
-}
-
-fn decode_state(item: &HashMap<String, AttributeValue>) -> Result<Option<OrderState>, Unavailable> {
-    let Some(order) = item.get(ORDER).and_then(|o| o.as_s().ok()) else { return Ok(None) };
-    let order: OrderData = serde_json::from_str(order).map_err(|e| unavailable("decoding the order", e))?;
+/// The attribute names are built from the events (`clock_a`, …), so the item is read attribute by
+/// attribute rather than into one struct.
+fn decode_state(mut item: Item) -> Result<Option<OrderState>, Unavailable> {
+    let Some(order) = item.remove(ORDER) else { return Ok(None) };
+    let order: String = from_value(order, "decoding the order")?;
+    let order: OrderData = serde_json::from_str(&order).map_err(|e| unavailable("decoding the order", e))?;
     let mut clocks = std::collections::BTreeMap::new();
     for event in Event::ALL {
-        if let Some(value) = item.get(&clock_attribute(event)) {
-            clocks.insert(event, decode_clock(value)?);
+        if let Some(value) = item.remove(&clock_attribute(event)) {
+            clocks.insert(event, from_value(value, "decoding a clock")?);
         }
     }
     Ok(Some(OrderState { order, clocks }))
 }
 
-/// Whether a call failed only because its condition did not hold.
-fn condition_failed<E, R>(error: &SdkError<E, R>, is_condition: impl Fn(&E) -> bool) -> bool {
-    error.as_service_error().is_some_and(is_condition)
-}
-
 impl StateStore for DynamoStateStore {
     async fn init(&self, order_id: &str, order: &OrderData) -> Result<(), Unavailable> {
         let data = serde_json::to_string(order).map_err(|e| unavailable("encoding the order", e))?;
-        let answer = self
+        let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item(KEY, self.key(order_id))
+            .item(KEY, self.key(order_id)?)
             .item(ORDER, AttributeValue::S(data))
             .condition_expression("attribute_not_exists(#key)")
-            .expression_attribute_names("#key", KEY)
-            .send()
-            .await;
-        match answer {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e, |e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(unavailable("keeping the order", DisplayErrorContext(e))),
-        }
+            .expression_attribute_names("#key", KEY);
+        // Already kept: an init retried.
+        conditional(put.send(), "keeping the order").await?;
+        Ok(())
     }
 
     async fn record(
@@ -130,43 +110,32 @@ impl StateStore for DynamoStateStore {
     ) -> Result<Option<OrderState>, Unavailable> {
         let mut names =
             HashMap::from([("#order".to_string(), ORDER.to_string()), ("#event".to_string(), clock_attribute(event))]);
-        let mut values = HashMap::from([(":clock".to_string(), clock_value(clock))]);
+        let mut values = HashMap::from([(":clock".to_string(), clock_value(clock)?)]);
         let mut condition = "attribute_exists(#order) AND attribute_not_exists(#event)".to_string();
         if let Some(previous) = event.previous_in_process() {
             names.insert("#previous".into(), clock_attribute(previous));
             let covered = clock_at_most("previous", incoming, &mut names, &mut values);
             condition = format!("{condition} AND attribute_exists(#previous) AND {covered}");
         }
-        let answer = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key(KEY, self.key(order_id))
+            .key(KEY, self.key(order_id)?)
             .update_expression("SET #event = :clock")
             .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match answer {
-            Ok(answer) => decode_state(answer.attributes().unwrap_or(&HashMap::new())),
-            Err(e) if condition_failed(&e, |e| e.is_conditional_check_failed_exception()) => Ok(None),
-            Err(e) => Err(unavailable("recording the event", DisplayErrorContext(e))),
+            .return_values(ReturnValue::AllNew);
+        match conditional(update.send(), "recording the event").await? {
+            Written::Applied(answer) => decode_state(answer.attributes.unwrap_or_default()),
+            Written::ConditionFailed => Ok(None),
         }
     }
 
     async fn load(&self, order_id: &str) -> Result<Option<OrderState>, Unavailable> {
-        let answer = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(KEY, self.key(order_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("loading service state", DisplayErrorContext(e)))?;
-        answer.item().map_or(Ok(None), decode_state)
+        let item = get_consistent(&self.client, &self.table, (KEY, self.key(order_id)?), "loading service state");
+        item.await?.map_or(Ok(None), decode_state)
     }
 
     async fn clear(&self, order_id: &str, final_clock: &VectorClock) -> Result<bool, Unavailable> {
@@ -178,24 +147,132 @@ impl StateStore for DynamoStateStore {
             names.insert(format!("#{alias}"), clock_attribute(event));
             clauses.push(clock_at_most(&alias, final_clock, &mut names, &mut values));
         }
-        let answer = self
+        let delete = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key(KEY, self.key(order_id))
+            .key(KEY, self.key(order_id)?)
             .condition_expression(clauses.join(" AND "))
             .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        match answer {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e, |e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(unavailable("clearing service state", DisplayErrorContext(e))),
-        }
+            .set_expression_attribute_values(Some(values));
+        Ok(matches!(conditional(delete.send(), "clearing service state").await?, Written::Applied(_)))
     }
 }
 
-pub(crate) fn string<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+#[cfg(test)]
+mod tests {
+    //! The service-state table's item shape and conditions, pinned: clocks are maps of numbers so
+    //! that conditions compare them.
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::table::replay::{condition_failed, replay};
+
+    fn clock(counts: [u64; 4]) -> VectorClock {
+        PROCESSES.iter().zip(counts).map(|(p, n)| (p.to_string(), n)).collect()
+    }
+
+    fn clock_json(counts: [u64; 4]) -> Value {
+        let map: serde_json::Map<_, _> =
+            PROCESSES.iter().zip(counts).map(|(p, n)| (p.to_string(), json!({"N": n.to_string()}))).collect();
+        json!({"M": map})
+    }
+
+    fn store(table: &crate::table::replay::Replay, service: Service) -> DynamoStateStore {
+        DynamoStateStore::new(table.client.clone(), "state".into(), service)
+    }
+
+    #[tokio::test]
+    async fn init_puts_the_order_once() {
+        let table = replay(vec![(200, json!({})), condition_failed()]);
+        let store = store(&table, Service::TransactionVerification);
+        store.init("o1", &OrderData::default()).await.unwrap();
+        store.init("o1", &OrderData::default()).await.unwrap();
+        let put = json!({
+            "TableName": "state",
+            "Item": {
+                "pk": {"S": "transaction-verification#o1"},
+                "order": {"S": serde_json::to_string(&OrderData::default()).unwrap()},
+            },
+            "ConditionExpression": "attribute_not_exists(#key)",
+            "ExpressionAttributeNames": {"#key": "pk"},
+        });
+        assert_eq!(table.calls(), [("PutItem".into(), put.clone()), ("PutItem".into(), put)]);
+    }
+
+    #[tokio::test]
+    async fn record_sets_the_clock_if_the_previous_event_is_covered() {
+        let order = json!({"S": serde_json::to_string(&OrderData::default()).unwrap()});
+        let item = json!({"pk": {"S": "transaction-verification#o1"}, "order": order,
+            "clock_a": clock_json([1, 0, 0, 0]), "clock_c": clock_json([2, 0, 0, 0])});
+        let table = replay(vec![(200, json!({"Attributes": item})), condition_failed()]);
+        let store = store(&table, Service::TransactionVerification);
+        let state = store.record("o1", Event::C, &clock([1, 0, 0, 0]), &clock([2, 0, 0, 0])).await.unwrap();
+        let clocks = state.unwrap().clocks;
+        assert_eq!(
+            clocks.into_iter().collect::<Vec<_>>(),
+            [(Event::A, clock([1, 0, 0, 0])), (Event::C, clock([2, 0, 0, 0]))]
+        );
+        assert_eq!(store.record("o1", Event::C, &clock([1, 0, 0, 0]), &clock([2, 0, 0, 0])).await.unwrap(), None);
+        let covered = (3..7)
+            .map(|i| format!("(attribute_not_exists(#previous.#p{i}) OR #previous.#p{i} <= :v{})", i - 2))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let update = json!({
+            "TableName": "state",
+            "Key": {"pk": {"S": "transaction-verification#o1"}},
+            "UpdateExpression": "SET #event = :clock",
+            "ConditionExpression": format!(
+                "attribute_exists(#order) AND attribute_not_exists(#event) AND attribute_exists(#previous) AND {covered}"
+            ),
+            "ExpressionAttributeNames": {"#order": "order", "#event": "clock_c", "#previous": "clock_a",
+                "#p3": "tv-a", "#p4": "tv-b", "#p5": "fraud", "#p6": "suggestions"},
+            "ExpressionAttributeValues": {":clock": clock_json([2, 0, 0, 0]),
+                ":v1": {"N": "1"}, ":v2": {"N": "0"}, ":v3": {"N": "0"}, ":v4": {"N": "0"}},
+            "ReturnValues": "ALL_NEW",
+        });
+        assert_eq!(table.calls()[0], ("UpdateItem".into(), update));
+    }
+
+    #[tokio::test]
+    async fn load_reads_consistently() {
+        let order = json!({"S": serde_json::to_string(&OrderData::default()).unwrap()});
+        let item = json!({"pk": {"S": "suggestions#o1"}, "order": order, "clock_f": clock_json([3, 2, 2, 1])});
+        let table = replay(vec![(200, json!({"Item": item})), (200, json!({}))]);
+        let store = store(&table, Service::Suggestions);
+        let state = store.load("o1").await.unwrap().unwrap();
+        assert_eq!(state.clocks.into_iter().collect::<Vec<_>>(), [(Event::F, clock([3, 2, 2, 1]))]);
+        assert_eq!(store.load("o1").await.unwrap(), None);
+        let read = json!({"TableName": "state", "Key": {"pk": {"S": "suggestions#o1"}}, "ConsistentRead": true});
+        assert_eq!(table.calls()[0], ("GetItem".into(), read));
+    }
+
+    #[tokio::test]
+    async fn clear_deletes_only_if_the_final_clock_covers_every_event_of_the_service() {
+        let table = replay(vec![(200, json!({})), condition_failed()]);
+        let store = store(&table, Service::FraudDetection);
+        assert!(store.clear("o1", &clock([1, 1, 2, 0])).await.unwrap());
+        assert!(!store.clear("o1", &clock([1, 1, 2, 0])).await.unwrap());
+        let covered = |alias: &str, first_name: usize, first_value: usize| {
+            (0..4)
+                .map(|i| {
+                    let (p, v) = (first_name + i, first_value + i);
+                    format!("(attribute_not_exists(#{alias}.#p{p}) OR #{alias}.#p{p} <= :v{v})")
+                })
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        let delete = json!({
+            "TableName": "state",
+            "Key": {"pk": {"S": "fraud-detection#o1"}},
+            "ConditionExpression": format!("{} AND {}", covered("ed", 1, 0), covered("ee", 6, 4)),
+            "ExpressionAttributeNames": {"#ed": "clock_d", "#ee": "clock_e",
+                "#p1": "tv-a", "#p2": "tv-b", "#p3": "fraud", "#p4": "suggestions",
+                "#p6": "tv-a", "#p7": "tv-b", "#p8": "fraud", "#p9": "suggestions"},
+            "ExpressionAttributeValues": {":v0": {"N": "1"}, ":v1": {"N": "1"}, ":v2": {"N": "2"}, ":v3": {"N": "0"},
+                ":v4": {"N": "1"}, ":v5": {"N": "1"}, ":v6": {"N": "2"}, ":v7": {"N": "0"}},
+        });
+        assert_eq!(table.calls(), [("DeleteItem".into(), delete.clone()), ("DeleteItem".into(), delete)]);
+    }
 }

@@ -395,17 +395,8 @@ pub(crate) mod tests {
         }
     }
 
-    pub fn block_on<F: Future>(future: F) -> F::Output {
-        // The fakes never wait, so polling once to completion suffices.
-        let waker = std::task::Waker::noop();
-        let mut context = std::task::Context::from_waker(waker);
-        let mut future = std::pin::pin!(future);
-        loop {
-            if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut context) {
-                return out;
-            }
-        }
-    }
+    /// The fakes never wait, so any executor will do; other modules' tests use it from here.
+    pub use futures::executor::block_on;
 
     fn run_event(store: &MemoryStore, checks: &Failing, event: Event, clock: &VectorClock) -> ServiceResponse {
         block_on(handle(ServiceRequest::Run { order_id: "o1".into(), event, clock: clock.clone() }, store, checks))
