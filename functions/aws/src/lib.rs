@@ -29,15 +29,16 @@ mod orders;
 mod payments;
 mod queue;
 mod service_state;
+pub mod settings;
 mod stock;
 mod system_status;
 
 pub use books::BooksDbCatalog;
-pub use config::{EMULATOR_ENDPOINT_URL, LAMBDA_ENDPOINT_URL, env_or, http_client, lambda_client, sdk_config};
+pub use config::{http_client, lambda_client, sdk_config};
 pub use executor::{DeliverySettings, EmulatedFaults, RetryQueue, execute_batch};
 pub use invoke::LambdaServices;
 pub use lambda::{
-    current_month, error_response, json_response, now_rfc3339, preflight_response, serve_http, serve_service,
+    current_month, error_response, http_router, json_response, now_rfc3339, route_with_stage, serve_http, serve_service,
 };
 pub use orders::DynamoOrders;
 pub use payments::{DynamoPayments, LambdaPayment};

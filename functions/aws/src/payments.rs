@@ -9,7 +9,7 @@ use bookstore_domain::service::Unavailable;
 
 use crate::invoke::invoke_json;
 use crate::service_state::string;
-use crate::{env_or, unavailable};
+use crate::unavailable;
 
 /// One item per order, keyed `orderId`, with `state` and `amountCents`.
 pub struct DynamoPayments {
@@ -102,9 +102,9 @@ pub struct LambdaPayment {
 }
 
 impl LambdaPayment {
-    /// `client` should not retry (see [`crate::LambdaServices::from_env`]).
-    pub fn from_env(client: aws_sdk_lambda::Client) -> Self {
-        Self { client, function: env_or("PAYMENT_FUNCTION", "payment") }
+    /// `client` should not retry (see [`crate::LambdaServices::new`]).
+    pub fn new(client: aws_sdk_lambda::Client, function: String) -> Self {
+        Self { client, function }
     }
 
     async fn send(&self, request: &PaymentRequest) -> Result<PaymentResponse, Unavailable> {

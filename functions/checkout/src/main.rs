@@ -3,26 +3,51 @@
 
 mod timing;
 
-use std::cell::RefCell;
 use std::sync::Arc;
-use std::time::Instant;
 
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::Response;
+use axum::routing::post;
 use books_db_client::BooksDb;
-use bookstore_aws::{
-    BooksDbCatalog, DynamoOrders, LambdaServices, SqsOrderQueue, env_or, error_response, json_response, lambda_client,
-    now_rfc3339, preflight_response, sdk_config,
+use bookstore_aws::settings::{
+    self, AwsSettings, BooksDbSettings, OrderQueueSettings, OrdersTableSettings, ServiceFunctions,
 };
-use bookstore_domain::orchestrator::{CheckoutError, Dependencies, checkout};
-use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response, service_fn};
+use bookstore_aws::{
+    BooksDbCatalog, DynamoOrders, LambdaServices, SqsOrderQueue, error_response, http_router, json_response,
+    lambda_client, now_rfc3339, route_with_stage, sdk_config, serve_http,
+};
+use bookstore_domain::orchestrator::{
+    CatalogSource, CheckoutError, Dependencies, OrderQueue, OrderStore, ServiceClient, checkout,
+};
+use clap::Parser;
 
-use crate::timing::{TIMINGS, Timed, Timings};
+use crate::timing::{Timed, server_timing};
 
-struct Checkout {
-    services: Timed<LambdaServices>,
-    orders: Timed<DynamoOrders>,
-    queue: Timed<SqsOrderQueue>,
-    catalog: Timed<BooksDbCatalog>,
+#[derive(Debug, Parser)]
+struct Settings {
+    #[command(flatten)]
+    aws: AwsSettings,
+    #[command(flatten)]
+    books_db: BooksDbSettings,
+    #[command(flatten)]
+    orders: OrdersTableSettings,
+    #[command(flatten)]
+    queue: OrderQueueSettings,
+    #[command(flatten)]
+    functions: ServiceFunctions,
+}
+
+/// The orchestrator's ports, each timed for `Server-Timing`.
+struct Checkout<S, O, Q, C> {
+    services: Timed<S>,
+    orders: Timed<O>,
+    queue: Timed<Q>,
+    catalog: Timed<C>,
 }
 
 // One thread: an instance runs one invocation at a time (or a few, all waiting on I/O), and
@@ -30,51 +55,53 @@ struct Checkout {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
-    let config = sdk_config().await;
-    let lambda = lambda_client(&config);
-    let catalog = BooksDbCatalog::new(BooksDb::from_url_list(&env_or("BOOKS_DB_URL", "http://127.0.0.1:7001"))?);
+    let settings: Settings = settings::load()?;
+    let config = sdk_config(&settings.aws).await;
+    let lambda = lambda_client(&config, &settings.aws);
+    let catalog = BooksDbCatalog::new(BooksDb::from_url_list(&settings.books_db.books_db_url)?);
     if let Err(e) = catalog.seed_if_empty().await {
         tracing::warn!(error = %e, "could not check the catalog");
     }
-    let app = Arc::new(Checkout {
-        services: Timed(LambdaServices::from_env(lambda)),
-        orders: Timed(DynamoOrders::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            env_or("ORDERS_TABLE", "bookstore-orders"),
-        )),
-        queue: Timed(SqsOrderQueue::new(aws_sdk_sqs::Client::new(&config), env_or("ORDER_QUEUE_URL", ""))),
+    let app = Checkout {
+        services: Timed(LambdaServices::new(lambda, settings.functions)),
+        orders: Timed(DynamoOrders::new(aws_sdk_dynamodb::Client::new(&config), settings.orders.orders_table)),
+        queue: Timed(SqsOrderQueue::new(aws_sdk_sqs::Client::new(&config), settings.queue.order_queue_url)),
         catalog: Timed(catalog),
-    });
-    lambda_http::run_concurrent(service_fn(move |request: Request| {
-        let app = Arc::clone(&app);
-        async move {
-            let started = Instant::now();
-            let (mut response, timings) = TIMINGS
-                .scope(RefCell::new(Timings::default()), async {
-                    let response = handle(&app, &request).await;
-                    (response, TIMINGS.with(|t| t.borrow().clone()))
-                })
-                .await;
-            if let Ok(value) = timings.header(started.elapsed()).parse() {
-                response.headers_mut().insert("server-timing", value);
-            }
-            Ok::<_, lambda_http::Error>(response)
-        }
-    }))
-    .await
+    };
+    serve_http(router(Arc::new(app))).await
 }
 
-async fn handle(app: &Checkout, request: &Request) -> Response<Body> {
-    match *request.method() {
-        Method::OPTIONS => return preflight_response(),
-        Method::POST => {}
-        _ => return error_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST /checkout"),
-    }
+fn router<S, O, Q, C>(app: Arc<Checkout<S, O, Q, C>>) -> Router
+where
+    S: ServiceClient + 'static,
+    O: OrderStore + 'static,
+    Q: OrderQueue + 'static,
+    C: CatalogSource + 'static,
+{
+    let routes = route_with_stage(Router::new(), "/checkout", post(handle::<S, O, Q, C>)).with_state(app);
+    // Outermost, so that every answer (preflight and errors too) carries the header, as before.
+    http_router(routes, "use POST /checkout").layer(middleware::from_fn(server_timing))
+}
+
+// The body is taken as bytes: it is JSON whatever the Content-Type says (browsers posting
+// without headers send text/plain).
+async fn handle<S, O, Q, C>(
+    State(app): State<Arc<Checkout<S, O, Q, C>>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response
+where
+    S: ServiceClient,
+    O: OrderStore,
+    Q: OrderQueue,
+    C: CatalogSource,
+{
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => return error_response(e.status(), "invalid_body", &e.body_text()),
+    };
     let deps = Dependencies { services: &app.services, orders: &app.orders, queue: &app.queue, catalog: &app.catalog };
     let order_id = uuid::Uuid::new_v4().to_string();
-    // The body is JSON whatever the Content-Type says (browsers posting without headers send
-    // text/plain).
-    match checkout(&deps, order_id.clone(), &now_rfc3339(), request.body().as_ref()).await {
+    match checkout(&deps, order_id.clone(), &now_rfc3339(), &body).await {
         Ok(response) => json_response(StatusCode::OK, &response),
         Err(CheckoutError::Body(e)) => {
             let status =
