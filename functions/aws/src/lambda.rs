@@ -142,9 +142,10 @@ mod tests {
         assert!(month.year >= 2025 && (1..=12).contains(&month.month), "{month:?}");
     }
 
-    use axum::body::{Body, to_bytes};
-    use axum::http::Request;
+    use axum::body::to_bytes;
     use axum::routing::get;
+
+    use crate::testing::send;
 
     fn app() -> Router {
         http_router(route_with_stage(Router::new(), "/things", get(|| async { "ok" })), "use GET /things")
@@ -159,48 +160,36 @@ mod tests {
         assert!(matches!(empty.body(), lambda_http::Body::Empty));
     }
 
-    async fn send(method: Method, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::ORIGIN, "http://page.example")
-            .body(Body::empty())
-            .unwrap();
-        let response = app().oneshot(request).await.unwrap();
-        let (parts, body) = response.into_parts();
-        let body = to_bytes(body, usize::MAX).await.unwrap();
-        (parts.status, parts.headers, String::from_utf8(body.to_vec()).unwrap())
-    }
-
     #[tokio::test]
     async fn routes_answer_bare_and_behind_a_stage_with_cors() {
         for path in ["/things", "/Prod/things"] {
-            let (status, headers, body) = send(Method::GET, path).await;
-            assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"), "{path}");
-            assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+            let answer = send(app(), Method::GET, path, "").await;
+            assert_eq!(answer.status, StatusCode::OK, "{path}");
+            assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
         }
     }
 
     #[tokio::test]
     async fn a_preflight_is_answered_on_any_path() {
         for path in ["/things", "/Prod/things", "/elsewhere"] {
-            let (status, headers, _) = send(Method::OPTIONS, path).await;
-            assert!(status.is_success(), "{path}: {status}");
-            assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
-            assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_METHODS], "GET,POST,OPTIONS");
-            assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_HEADERS], "content-type");
+            let answer = send(app(), Method::OPTIONS, path, "").await;
+            assert!(answer.status.is_success(), "{path}: {}", answer.status);
+            assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
+            assert_eq!(answer.header("access-control-allow-methods"), Some("GET,POST,OPTIONS"));
+            assert_eq!(answer.header("access-control-allow-headers"), Some("content-type"));
         }
     }
 
     #[tokio::test]
     async fn unknown_methods_and_routes_answer_in_the_error_shape() {
-        let (status, headers, body) = send(Method::DELETE, "/things").await;
-        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-        assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
-        assert_eq!(body, r#"{"error":{"code":"method_not_allowed","message":"use GET /things"}}"#);
-        let (status, _, body) = send(Method::GET, "/nowhere/at/all").await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        assert_eq!(body, r#"{"error":{"code":"not_found","message":"no such route"}}"#);
+        let answer = send(app(), Method::DELETE, "/things", "").await;
+        assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
+        let expected = serde_json::json!({"error": {"code": "method_not_allowed", "message": "use GET /things"}});
+        assert_eq!(answer.body, expected);
+        let answer = send(app(), Method::GET, "/nowhere/at/all", "").await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND);
+        assert_eq!(answer.body, serde_json::json!({"error": {"code": "not_found", "message": "no such route"}}));
     }
 
     #[tokio::test]

@@ -47,12 +47,10 @@ async fn books<C: CatalogSource>(State(catalog): State<Arc<C>>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use axum::body::{Body, to_bytes};
-    use axum::http::{Method, Request, header};
+    use axum::http::Method;
+    use bookstore_aws::testing::send;
     use bookstore_domain::catalog::{Book, default_catalog};
     use bookstore_domain::service::Unavailable;
-    use lambda_http::tower::ServiceExt;
-    use serde_json::Value;
 
     use super::*;
 
@@ -65,43 +63,39 @@ mod tests {
         }
     }
 
-    async fn send(catalog: FakeCatalog, method: Method, path: &str) -> (StatusCode, Option<String>, Value) {
-        let request = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
-        let response = app(Arc::new(catalog)).oneshot(request).await.unwrap();
-        let status = response.status();
-        let origin = response.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).map(|v| v.to_str().unwrap().into());
-        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        (status, origin, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    fn with(books: Option<Vec<Book>>) -> Router {
+        app(Arc::new(FakeCatalog(books)))
     }
 
     #[tokio::test]
     async fn the_books_are_listed_with_their_stock_behind_any_stage() {
         let books = default_catalog().unwrap();
         for path in ["/books", "/Prod/books"] {
-            let (status, origin, body) = send(FakeCatalog(Some(books.clone())), Method::GET, path).await;
-            assert_eq!(status, StatusCode::OK, "{path}");
-            assert_eq!(origin.as_deref(), Some("*"));
-            assert_eq!(body.as_array().map(Vec::len), Some(books.len()));
-            assert_eq!(body[0]["bookId"], books[0].book_id.as_str());
-            assert!(body[0]["stock"].is_u64(), "{body}");
+            let answer = send(with(Some(books.clone())), Method::GET, path, "").await;
+            assert_eq!(answer.status, StatusCode::OK, "{path}");
+            assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
+            assert_eq!(answer.body.as_array().map(Vec::len), Some(books.len()));
+            assert_eq!(answer.body[0]["bookId"], books[0].book_id.as_str());
+            assert!(answer.body[0]["stock"].is_u64(), "{}", answer.body);
         }
     }
 
     #[tokio::test]
     async fn a_down_database_is_a_503_in_the_error_shape() {
-        let (status, _, body) = send(FakeCatalog(None), Method::GET, "/books").await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(body["error"]["code"], "catalog_unavailable");
+        let answer = send(with(None), Method::GET, "/books", "").await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.body["error"]["code"], "catalog_unavailable");
     }
 
     #[tokio::test]
     async fn other_methods_are_refused_and_preflight_is_answered() {
-        let (status, origin, body) = send(FakeCatalog(Some(vec![])), Method::POST, "/books").await;
-        assert_eq!((status, origin.as_deref()), (StatusCode::METHOD_NOT_ALLOWED, Some("*")));
-        assert_eq!(body["error"]["code"], "method_not_allowed");
-        assert_eq!(body["error"]["message"], "use GET /books");
-        let (status, origin, _) = send(FakeCatalog(Some(vec![])), Method::OPTIONS, "/books").await;
-        assert!(status.is_success(), "{status}");
-        assert_eq!(origin.as_deref(), Some("*"));
+        let answer = send(with(Some(vec![])), Method::POST, "/books", "").await;
+        assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
+        assert_eq!(answer.body["error"]["code"], "method_not_allowed");
+        assert_eq!(answer.body["error"]["message"], "use GET /books");
+        let answer = send(with(Some(vec![])), Method::OPTIONS, "/books", "").await;
+        assert!(answer.status.is_success(), "{}", answer.status);
+        assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
     }
 }

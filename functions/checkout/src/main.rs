@@ -114,3 +114,112 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use axum::http::Method;
+    use bookstore_aws::testing::{Answer, send};
+    use bookstore_domain::catalog::{Book, default_catalog};
+    use bookstore_domain::events::Service;
+    use bookstore_domain::orchestrator::OrderRecord;
+    use bookstore_domain::order::OrderStatus;
+    use bookstore_domain::service::{ServiceRequest, ServiceResponse, Unavailable};
+
+    use super::*;
+
+    /// The three services, all down.
+    struct Down;
+
+    impl ServiceClient for Down {
+        async fn call(&self, _: Service, _: &ServiceRequest) -> Result<ServiceResponse, Unavailable> {
+            Err(Unavailable("no such function".into()))
+        }
+    }
+
+    /// The orders table in memory.
+    #[derive(Default)]
+    struct Orders(Mutex<Vec<OrderRecord>>);
+
+    impl OrderStore for Orders {
+        async fn create(&self, order: &OrderRecord) -> Result<(), Unavailable> {
+            self.0.lock().unwrap().push(order.clone());
+            Ok(())
+        }
+
+        async fn transition(&self, _: &str, _: OrderStatus, _: OrderStatus, _: &str) -> Result<(), Unavailable> {
+            Ok(())
+        }
+    }
+
+    struct Queue;
+
+    impl OrderQueue for Queue {
+        async fn enqueue(&self, _: &str) -> Result<(), Unavailable> {
+            Ok(())
+        }
+    }
+
+    struct Catalog(Vec<Book>);
+
+    impl CatalogSource for Catalog {
+        async fn books(&self) -> Result<Vec<Book>, Unavailable> {
+            Ok(self.0.clone())
+        }
+    }
+
+    async fn post(method: Method, path: &str, body: impl Into<axum::body::Body>) -> Answer {
+        let app = Checkout {
+            services: Timed(Down),
+            orders: Timed(Orders::default()),
+            queue: Timed(Queue),
+            catalog: Timed(Catalog(default_catalog().unwrap())),
+        };
+        send(router(Arc::new(app)), method, path, body).await
+    }
+
+    fn assert_timed(answer: &Answer) {
+        let timing = answer.header("server-timing").unwrap_or_default();
+        assert!(timing.starts_with("total;dur=") && timing.contains("transaction-verification;dur="), "{timing:?}");
+        assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
+    }
+
+    #[tokio::test]
+    async fn bodies_that_are_not_a_checkout_are_4xx_in_the_error_shape() {
+        for path in ["/checkout", "/Prod/checkout"] {
+            let answer = post(Method::POST, path, "{not json").await;
+            assert_eq!(
+                (answer.status, &answer.body["error"]["code"]),
+                (StatusCode::BAD_REQUEST, &"invalid_json".into())
+            );
+            assert_timed(&answer);
+        }
+        let answer = post(Method::POST, "/checkout", r#"{"items": "many"}"#).await;
+        assert_eq!((answer.status, &answer.body["error"]["code"]), (StatusCode::BAD_REQUEST, &"invalid_body".into()));
+        let big = vec![b' '; bookstore_domain::checkout::MAX_BODY_BYTES + 1];
+        let answer = post(Method::POST, "/checkout", big).await;
+        assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(answer.body["error"]["code"], "body_too_large");
+    }
+
+    #[tokio::test]
+    async fn services_that_are_down_make_a_503_with_its_timings() {
+        let answer = post(Method::POST, "/checkout", r#"{"items": [{"name": "Dune", "quantity": 1}]}"#).await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.body["error"]["code"], "unavailable");
+        assert_timed(&answer);
+    }
+
+    #[tokio::test]
+    async fn other_methods_are_refused_and_preflight_is_answered_all_timed() {
+        let answer = post(Method::GET, "/checkout", "").await;
+        assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(answer.body["error"]["message"], "use POST /checkout");
+        assert_timed(&answer);
+        let answer = post(Method::OPTIONS, "/checkout", "").await;
+        assert!(answer.status.is_success(), "{}", answer.status);
+        assert_eq!(answer.header("access-control-allow-methods"), Some("GET,POST,OPTIONS"));
+        assert_timed(&answer);
+    }
+}

@@ -71,9 +71,8 @@ async fn order<R: OrderReader>(State(orders): State<Arc<R>>, path: Result<Path<O
 
 #[cfg(test)]
 mod tests {
-    use axum::body::{Body, to_bytes};
-    use axum::http::{Method, Request, header};
-    use lambda_http::tower::ServiceExt;
+    use axum::http::Method;
+    use bookstore_aws::testing::send;
     use serde_json::{Value, json};
 
     use super::*;
@@ -100,19 +99,15 @@ mod tests {
         FakeOrders(Some(serde_json::from_value(order).unwrap()))
     }
 
-    async fn send(orders: FakeOrders, method: Method, path: &str) -> (StatusCode, Option<String>, Value) {
-        let request = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
-        let response = app(Arc::new(orders)).oneshot(request).await.unwrap();
-        let status = response.status();
-        let origin = response.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).map(|v| v.to_str().unwrap().into());
-        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        (status, origin, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    async fn ask(orders: FakeOrders, method: Method, path: &str) -> (StatusCode, Option<String>, Value) {
+        let answer = send(app(Arc::new(orders)), method, path, "").await;
+        (answer.status, answer.header("access-control-allow-origin").map(String::from), answer.body)
     }
 
     #[tokio::test]
     async fn an_order_is_read_by_its_id_behind_any_stage() {
         for path in [format!("/orders/{ID}"), format!("/Prod/orders/{ID}")] {
-            let (status, origin, body) = send(stored(), Method::GET, &path).await;
+            let (status, origin, body) = ask(stored(), Method::GET, &path).await;
             assert_eq!((status, origin.as_deref()), (StatusCode::OK, Some("*")), "{path}");
             assert_eq!(body["orderId"], ID);
             assert_eq!(body["status"], "committed");
@@ -122,26 +117,26 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_malformed_and_unreadable_orders_answer_in_the_error_shape() {
-        let (status, _, body) = send(stored(), Method::GET, "/orders/another-id").await;
+        let (status, _, body) = ask(stored(), Method::GET, "/orders/another-id").await;
         assert_eq!((status, &body["error"]["code"]), (StatusCode::NOT_FOUND, &json!("not_found")));
         for bad in ["/orders/not_an_id", "/orders/a%20b", &format!("/orders/{}", "a".repeat(65))] {
-            let (status, _, body) = send(stored(), Method::GET, bad).await;
+            let (status, _, body) = ask(stored(), Method::GET, bad).await;
             assert_eq!(
                 (status, &body["error"]["code"]),
                 (StatusCode::BAD_REQUEST, &json!("invalid_order_id")),
                 "{bad}"
             );
         }
-        let (status, _, body) = send(FakeOrders(None), Method::GET, &format!("/orders/{ID}")).await;
+        let (status, _, body) = ask(FakeOrders(None), Method::GET, &format!("/orders/{ID}")).await;
         assert_eq!((status, &body["error"]["code"]), (StatusCode::SERVICE_UNAVAILABLE, &json!("orders_unavailable")));
     }
 
     #[tokio::test]
     async fn other_methods_are_refused_and_preflight_is_answered() {
-        let (status, origin, body) = send(stored(), Method::POST, &format!("/orders/{ID}")).await;
+        let (status, origin, body) = ask(stored(), Method::POST, &format!("/orders/{ID}")).await;
         assert_eq!((status, origin.as_deref()), (StatusCode::METHOD_NOT_ALLOWED, Some("*")));
         assert_eq!(body["error"]["code"], "method_not_allowed");
-        let (status, origin, _) = send(stored(), Method::OPTIONS, &format!("/orders/{ID}")).await;
+        let (status, origin, _) = ask(stored(), Method::OPTIONS, &format!("/orders/{ID}")).await;
         assert!(status.is_success(), "{status}");
         assert_eq!(origin.as_deref(), Some("*"));
     }

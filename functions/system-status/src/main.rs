@@ -64,9 +64,8 @@ async fn status<S: StatusSource>(State(source): State<Arc<S>>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use axum::body::{Body, to_bytes};
-    use axum::http::{Method, Request, header};
-    use lambda_http::tower::ServiceExt;
+    use axum::http::Method;
+    use bookstore_aws::testing::send;
     use serde_json::Value;
 
     use super::*;
@@ -80,19 +79,15 @@ mod tests {
         }
     }
 
-    async fn send(method: Method, path: &str) -> (StatusCode, Option<String>, Value) {
-        let request = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
-        let response = app(Arc::new(Empty)).oneshot(request).await.unwrap();
-        let status = response.status();
-        let origin = response.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).map(|v| v.to_str().unwrap().into());
-        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        (status, origin, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    async fn ask(method: Method, path: &str) -> (StatusCode, Option<String>, Value) {
+        let answer = send(app(Arc::new(Empty)), method, path, "").await;
+        (answer.status, answer.header("access-control-allow-origin").map(String::from), answer.body)
     }
 
     #[tokio::test]
     async fn the_status_is_a_200_behind_any_stage() {
         for path in ["/status", "/Prod/status"] {
-            let (status, origin, body) = send(Method::GET, path).await;
+            let (status, origin, body) = ask(Method::GET, path).await;
             assert_eq!((status, origin.as_deref()), (StatusCode::OK, Some("*")), "{path}");
             assert!(body.is_object(), "{body}");
         }
@@ -100,10 +95,10 @@ mod tests {
 
     #[tokio::test]
     async fn other_methods_are_refused_and_preflight_is_answered() {
-        let (status, _, body) = send(Method::DELETE, "/status").await;
+        let (status, _, body) = ask(Method::DELETE, "/status").await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(body["error"]["message"], "use GET /status");
-        let (status, origin, _) = send(Method::OPTIONS, "/status").await;
+        let (status, origin, _) = ask(Method::OPTIONS, "/status").await;
         assert!(status.is_success(), "{status}");
         assert_eq!(origin.as_deref(), Some("*"));
     }
