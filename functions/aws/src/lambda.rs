@@ -169,6 +169,38 @@ mod tests {
         }
     }
 
+    /// The sample API Gateway events (`events/`, stage `Prod`) reach their routes as lambda_http
+    /// presents them, with the stage in front of the path.
+    #[tokio::test]
+    async fn api_gateway_events_reach_their_routes() {
+        use axum::extract::Path;
+        use lambda_http::request::LambdaRequest;
+
+        let events = [
+            (include_str!("../../../events/catalog.json"), "/books"),
+            (include_str!("../../../events/orders.json"), "/orders/3f9a1c2e-7b4d-4e8f-a6b5-9c0d1e2f3a4b"),
+            (include_str!("../../../events/system-status.json"), "/status"),
+            (include_str!("../../../events/checkout.json"), "/checkout"),
+        ];
+        let echo = |Path(params): Path<std::collections::HashMap<String, String>>| async move {
+            params.get("order_id").cloned().unwrap_or_default()
+        };
+        let routes = ["/books", "/status", "/checkout"]
+            .into_iter()
+            .fold(Router::new(), |r, path| route_with_stage(r, path, axum::routing::any(move || async move { path })));
+        let routes = route_with_stage(routes, "/orders/{order_id}", get(echo));
+        let router = http_router(routes, "usage");
+        for (event, expected) in events {
+            let event: LambdaRequest = serde_json::from_str(event).unwrap();
+            let request: lambda_http::Request = event.into();
+            assert_eq!(request.uri().path(), format!("/Prod{expected}"));
+            let response = router.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{expected}");
+            let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            assert!(expected.ends_with(std::str::from_utf8(&body).unwrap()), "{expected}: {body:?}");
+        }
+    }
+
     #[tokio::test]
     async fn a_preflight_is_answered_on_any_path() {
         for path in ["/things", "/Prod/things", "/elsewhere"] {
