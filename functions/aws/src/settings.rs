@@ -17,9 +17,16 @@ pub const DEFAULT_SUGGESTIONS_FUNCTION: &str = "suggestions";
 pub const DEFAULT_PAYMENT_FUNCTION: &str = "payment";
 
 /// A setting that is missing or malformed, in one line naming the variable.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[error("bad settings: {0}")]
 pub struct SettingsError(String);
+
+// A main that returns the error prints it with Debug: the message itself, not a struct.
+impl std::fmt::Debug for SettingsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
 
 /// Reads `T` from the environment only: the function's command line is ignored (the Lambda
 /// runtime gives none).

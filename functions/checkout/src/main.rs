@@ -185,6 +185,18 @@ mod tests {
         assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
     }
 
+    // The only test here that touches the process's environment.
+    #[test]
+    fn an_empty_queue_url_is_refused_at_start() {
+        // SAFETY: no other test of this crate reads or writes the environment.
+        unsafe { std::env::set_var("ORDER_QUEUE_URL", "") };
+        let error = settings::load::<Settings>().unwrap_err().to_string();
+        assert!(error.contains("ORDER_QUEUE_URL") && !error.contains('\n'), "{error}");
+        unsafe { std::env::set_var("ORDER_QUEUE_URL", "http://queue") };
+        let settings: Settings = settings::load().unwrap();
+        assert_eq!(settings.functions.fraud_detection, settings::DEFAULT_FRAUD_DETECTION_FUNCTION);
+    }
+
     #[tokio::test]
     async fn bodies_that_are_not_a_checkout_are_4xx_in_the_error_shape() {
         for path in ["/checkout", "/Prod/checkout"] {

@@ -75,3 +75,27 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     }))
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The only test here that touches the process's environment.
+    #[test]
+    fn the_queue_is_required_and_blank_numbers_are_the_defaults() {
+        // SAFETY: no other test of this crate reads or writes the environment.
+        unsafe {
+            std::env::set_var("ORDER_QUEUE_URL", "");
+            std::env::set_var("MAX_RECEIVES", " ");
+        }
+        let error = settings::load::<Settings>().unwrap_err().to_string();
+        assert!(error.contains("ORDER_QUEUE_URL") && !error.contains('\n'), "{error}");
+        unsafe { std::env::set_var("ORDER_QUEUE_URL", "http://queue") };
+        let settings: Settings = settings::load().unwrap();
+        assert_eq!((settings.max_receives, settings.execution_limit_seconds), (5, 35));
+        assert_eq!(settings.payment_function, DEFAULT_PAYMENT_FUNCTION);
+        unsafe { std::env::set_var("MAX_RECEIVES", "five") };
+        let error = settings::load::<Settings>().unwrap_err().to_string();
+        assert!(error.contains("MAX_RECEIVES") && error.contains("whole number"), "{error}");
+    }
+}
