@@ -6,7 +6,8 @@ use bookstore_domain::service::{ServiceRequest, ServiceResponse, Unavailable};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{env_or, unavailable};
+use crate::settings::ServiceFunctions;
+use crate::unavailable;
 
 /// Calls the services through the Lambda Invoke API.
 pub struct LambdaServices {
@@ -19,13 +20,9 @@ pub struct LambdaServices {
 impl LambdaServices {
     /// `client` should not retry: a function error comes back once, as an error (`cargo lambda
     /// watch` answers one with HTTP 500, which the SDK would otherwise retry).
-    pub fn from_env(client: Client) -> Self {
-        Self {
-            client,
-            transaction_verification: env_or("TRANSACTION_VERIFICATION_FUNCTION", "transaction-verification"),
-            fraud_detection: env_or("FRAUD_DETECTION_FUNCTION", "fraud-detection"),
-            suggestions: env_or("SUGGESTIONS_FUNCTION", "suggestions"),
-        }
+    pub fn new(client: Client, functions: ServiceFunctions) -> Self {
+        let ServiceFunctions { transaction_verification, fraud_detection, suggestions } = functions;
+        Self { client, transaction_verification, fraud_detection, suggestions }
     }
 
     fn function(&self, service: Service) -> &str {

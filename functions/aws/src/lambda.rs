@@ -1,29 +1,35 @@
-//! The Lambda edge shared by the functions: serving a service, HTTP answers with CORS, the clock.
+//! The Lambda edge shared by the functions: serving a service, serving an axum router over
+//! `lambda_http` with CORS and JSON errors, the clock.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use bookstore_domain::card::YearMonth;
 use bookstore_domain::events::Service;
 use bookstore_domain::service::{EventChecks, ServiceRequest, ServiceResponse, handle};
-use lambda_http::http::{HeaderValue, StatusCode, header};
-use lambda_http::{Body, Request, Response};
+use lambda_runtime::tower::ServiceExt;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde::Serialize;
+use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 
-use crate::{DynamoStateStore, env_or, sdk_config};
+use crate::settings::ServiceSettings;
+use crate::{DynamoStateStore, sdk_config};
 
 /// Runs one of the three services: each invocation is a `ServiceRequest`, answered with a
 /// `ServiceResponse`. A store failure is a function error (the orchestrator reports it).
-pub async fn serve_service<C: EventChecks + 'static>(service: Service, checks: C) -> Result<(), lambda_runtime::Error> {
+pub async fn serve_service<C: EventChecks + 'static>(
+    service: Service,
+    settings: ServiceSettings,
+    checks: C,
+) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = sdk_config().await;
-    let store = DynamoStateStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        env_or("SERVICE_STATE_TABLE", "bookstore-service-state"),
-        service,
-    );
+    let config = sdk_config(&settings.aws).await;
+    let store = DynamoStateStore::new(aws_sdk_dynamodb::Client::new(&config), settings.service_state_table, service);
     let shared = Arc::new((store, checks));
     lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<ServiceRequest>| {
         let shared = Arc::clone(&shared);
@@ -43,50 +49,73 @@ pub async fn serve_service<C: EventChecks + 'static>(service: Service, checks: C
     .await
 }
 
-/// Serves the function's HTTP requests with `handler`, given the function's shared `state`. The
-/// handler builds every answer itself (errors included), so the runtime never reports one.
-pub async fn serve_http<S, F, Fut>(state: S, handler: F) -> Result<(), lambda_http::Error>
-where
-    S: Send + Sync + 'static,
-    F: Fn(Arc<S>, Request) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Response<Body>> + Send + 'static,
-{
-    let state = Arc::new(state);
-    let handler = Arc::new(handler);
-    lambda_http::run_concurrent(lambda_http::service_fn(move |request: Request| {
-        let (state, handler) = (Arc::clone(&state), Arc::clone(&handler));
-        async move { Ok::<_, lambda_http::Error>(handler(state, request).await) }
+/// Serves `router` (made with [`http_router`]) as the function's HTTP handler, several
+/// invocations at a time where the runtime asks for it.
+pub async fn serve_http(router: Router) -> Result<(), lambda_http::Error> {
+    lambda_http::run_concurrent(lambda_http::service_fn(move |request: lambda_http::Request| {
+        let router = router.clone();
+        async move { lambda_response(router.oneshot(request).await?).await }
     }))
     .await
 }
 
-/// A JSON answer that any origin may read.
-pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
+/// An axum answer as lambda_http's, whose concurrent runtime needs a `Sync` body (axum's is not):
+/// the whole body, as text where it is text (JSON is), so that API Gateway gets it unencoded.
+async fn lambda_response(response: Response) -> Result<lambda_http::Response<lambda_http::Body>, lambda_http::Error> {
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await?;
+    let body = if bytes.is_empty() {
+        lambda_http::Body::Empty
+    } else {
+        match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => lambda_http::Body::Text(text),
+            Err(e) => lambda_http::Body::Binary(e.into_bytes()),
+        }
+    };
+    Ok(lambda_http::Response::from_parts(parts, body))
+}
+
+/// Adds `route` at `path` as API Gateway and `cargo lambda watch` present it: bare (function
+/// URLs, HTTP APIs, `$default` stages) and behind a REST API's stage (`/Prod/books`), which
+/// lambda_http puts in front of the resource path.
+pub fn route_with_stage<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    path: &str,
+    route: MethodRouter<S>,
+) -> Router<S> {
+    router.route(path, route.clone()).route(&format!("/{{stage}}{path}"), route)
+}
+
+/// The function's routes with what every function's HTTP answers share: CORS for any origin
+/// (preflight `OPTIONS` answered on every path), the JSON error shape for an unknown route
+/// (404 `not_found`) or method (405 `method_not_allowed`, with `usage`), and no body limit of
+/// axum's own (the domain enforces its own, with its own error code).
+pub fn http_router(routes: Router, usage: &'static str) -> Router {
+    routes
+        .method_not_allowed_fallback(move || async move {
+            error_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", usage)
+        })
+        .fallback(|| async { error_response(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(DefaultBodyLimit::disable())
+        .layer(cors())
+}
+
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods(AllowMethods::list([Method::GET, Method::POST, Method::OPTIONS]))
+        .allow_headers(AllowHeaders::list([header::CONTENT_TYPE]))
+}
+
+/// A JSON answer (CORS is the router's layer).
+pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
-    let mut response = Response::new(Body::Text(text));
-    *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    cors(response)
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], text).into_response()
 }
 
 /// `{"error": {"code", "message"}}` with `status`.
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     json_response(status, &serde_json::json!({ "error": { "code": code, "message": message } }))
-}
-
-/// The answer to a CORS preflight (`OPTIONS`).
-pub fn preflight_response() -> Response<Body> {
-    let mut response = cors(Response::new(Body::Empty));
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    response
-}
-
-fn cors(mut response: Response<Body>) -> Response<Body> {
-    let headers = response.headers_mut();
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
-    headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
-    response
 }
 
 /// Now, as RFC 3339 UTC to the millisecond (`2026-11-24T01:50:00.123Z`): order histories are read
@@ -113,11 +142,94 @@ mod tests {
         assert!(month.year >= 2025 && (1..=12).contains(&month.month), "{month:?}");
     }
 
-    #[test]
-    fn error_answers_have_the_documented_shape_and_cors() {
+    use axum::body::to_bytes;
+    use axum::routing::get;
+
+    use crate::testing::send;
+
+    fn app() -> Router {
+        http_router(route_with_stage(Router::new(), "/things", get(|| async { "ok" })), "use GET /things")
+    }
+
+    #[tokio::test]
+    async fn lambda_answers_keep_text_as_text_and_no_body_as_empty() {
+        let text = lambda_response(error_response(StatusCode::NOT_FOUND, "not_found", "x")).await.unwrap();
+        assert_eq!(text.status(), StatusCode::NOT_FOUND);
+        assert!(matches!(text.body(), lambda_http::Body::Text(t) if t.contains("not_found")));
+        let empty = lambda_response(StatusCode::OK.into_response()).await.unwrap();
+        assert!(matches!(empty.body(), lambda_http::Body::Empty));
+    }
+
+    #[tokio::test]
+    async fn routes_answer_bare_and_behind_a_stage_with_cors() {
+        for path in ["/things", "/Prod/things"] {
+            let answer = send(app(), Method::GET, path, "").await;
+            assert_eq!(answer.status, StatusCode::OK, "{path}");
+            assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
+        }
+    }
+
+    /// The sample API Gateway events (`events/`, stage `Prod`) reach their routes as lambda_http
+    /// presents them, with the stage in front of the path.
+    #[tokio::test]
+    async fn api_gateway_events_reach_their_routes() {
+        use axum::extract::Path;
+        use lambda_http::request::LambdaRequest;
+
+        let events = [
+            (include_str!("../../../events/catalog.json"), "/books"),
+            (include_str!("../../../events/orders.json"), "/orders/3f9a1c2e-7b4d-4e8f-a6b5-9c0d1e2f3a4b"),
+            (include_str!("../../../events/system-status.json"), "/status"),
+            (include_str!("../../../events/checkout.json"), "/checkout"),
+        ];
+        let echo = |Path(params): Path<std::collections::HashMap<String, String>>| async move {
+            params.get("order_id").cloned().unwrap_or_default()
+        };
+        let routes = ["/books", "/status", "/checkout"]
+            .into_iter()
+            .fold(Router::new(), |r, path| route_with_stage(r, path, axum::routing::any(move || async move { path })));
+        let routes = route_with_stage(routes, "/orders/{order_id}", get(echo));
+        let router = http_router(routes, "usage");
+        for (event, expected) in events {
+            let event: LambdaRequest = serde_json::from_str(event).unwrap();
+            let request: lambda_http::Request = event.into();
+            assert_eq!(request.uri().path(), format!("/Prod{expected}"));
+            let response = router.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{expected}");
+            let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            assert!(expected.ends_with(std::str::from_utf8(&body).unwrap()), "{expected}: {body:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_preflight_is_answered_on_any_path() {
+        for path in ["/things", "/Prod/things", "/elsewhere"] {
+            let answer = send(app(), Method::OPTIONS, path, "").await;
+            assert!(answer.status.is_success(), "{path}: {}", answer.status);
+            assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
+            assert_eq!(answer.header("access-control-allow-methods"), Some("GET,POST,OPTIONS"));
+            assert_eq!(answer.header("access-control-allow-headers"), Some("content-type"));
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_methods_and_routes_answer_in_the_error_shape() {
+        let answer = send(app(), Method::DELETE, "/things", "").await;
+        assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
+        let expected = serde_json::json!({"error": {"code": "method_not_allowed", "message": "use GET /things"}});
+        assert_eq!(answer.body, expected);
+        let answer = send(app(), Method::GET, "/nowhere/at/all", "").await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND);
+        assert_eq!(answer.body, serde_json::json!({"error": {"code": "not_found", "message": "no such route"}}));
+    }
+
+    #[tokio::test]
+    async fn error_answers_have_the_documented_shape() {
         let response = error_response(StatusCode::BAD_REQUEST, "invalid_json", "nope");
-        assert_eq!(response.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
-        let Body::Text(text) = response.body() else { panic!("text body") };
-        assert_eq!(text, r#"{"error":{"code":"invalid_json","message":"nope"}}"#);
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        assert_eq!(body, r#"{"error":{"code":"invalid_json","message":"nope"}}"#);
     }
 }

@@ -2,13 +2,15 @@
 //! reads where its dependencies are from the environment only, so one binary runs under
 //! `cargo lambda watch` with moto, under LocalStack, and on AWS:
 //!
+//! Each function reads its settings once at start ([`settings`]); an empty value means the default.
+//!
 //! | variable | what | default |
 //! | --- | --- | --- |
 //! | `EMULATOR_ENDPOINT_URL` (or the SDK's `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB`, …) | the AWS endpoint: a local emulator | AWS |
 //! | `LAMBDA_ENDPOINT_URL` | the Lambda API, where the functions invoke each other | the AWS endpoint |
 //! | `SERVICE_STATE_TABLE` | the services' per-order state | `bookstore-service-state` |
 //! | `ORDERS_TABLE` | the orders | `bookstore-orders` |
-//! | `ORDER_QUEUE_URL` | the order queue | — |
+//! | `ORDER_QUEUE_URL` | the order queue | required (not empty) by checkout and order-executor |
 //! | `DEAD_LETTER_QUEUE_URL` | where the order queue's undeliverable messages go (shown by `GET /status`) | — |
 //! | `TRANSACTION_VERIFICATION_FUNCTION`, `FRAUD_DETECTION_FUNCTION`, `SUGGESTIONS_FUNCTION` | the services' function names | `transaction-verification`, … |
 //! | `PAYMENTS_TABLE` | the payment participant's state | `bookstore-payments` |
@@ -29,16 +31,19 @@ mod orders;
 mod payments;
 mod queue;
 mod service_state;
+pub mod settings;
 mod stock;
 mod system_status;
 mod table;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use books::BooksDbCatalog;
-pub use config::{EMULATOR_ENDPOINT_URL, LAMBDA_ENDPOINT_URL, env_or, http_client, lambda_client, sdk_config};
+pub use config::{http_client, lambda_client, sdk_config};
 pub use executor::{DeliverySettings, EmulatedFaults, RetryQueue, execute_batch};
 pub use invoke::LambdaServices;
 pub use lambda::{
-    current_month, error_response, json_response, now_rfc3339, preflight_response, serve_http, serve_service,
+    current_month, error_response, http_router, json_response, now_rfc3339, route_with_stage, serve_http, serve_service,
 };
 pub use orders::DynamoOrders;
 pub use payments::{DynamoPayments, LambdaPayment};

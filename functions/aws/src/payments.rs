@@ -7,7 +7,6 @@ use bookstore_domain::payment::{PaymentLedger, PaymentRequest, PaymentResponse, 
 use bookstore_domain::service::Unavailable;
 use serde::{Deserialize, Serialize};
 
-use crate::env_or;
 use crate::invoke::invoke_json;
 use crate::table::{Written, conditional, from_item, get_consistent, to_item, to_value};
 
@@ -99,9 +98,9 @@ pub struct LambdaPayment {
 }
 
 impl LambdaPayment {
-    /// `client` should not retry (see [`crate::LambdaServices::from_env`]).
-    pub fn from_env(client: aws_sdk_lambda::Client) -> Self {
-        Self { client, function: env_or("PAYMENT_FUNCTION", "payment") }
+    /// `client` should not retry (see [`crate::LambdaServices::new`]).
+    pub fn new(client: aws_sdk_lambda::Client, function: String) -> Self {
+        Self { client, function }
     }
 
     async fn send(&self, request: &PaymentRequest) -> Result<PaymentResponse, Unavailable> {

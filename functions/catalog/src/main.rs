@@ -1,31 +1,101 @@
 //! `GET /books`: the catalog with live stock, loaded into the books database first if empty.
 
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
 use books_db_client::BooksDb;
-use bookstore_aws::{BooksDbCatalog, env_or, error_response, json_response, preflight_response, serve_http};
-use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response};
+use bookstore_aws::settings::{self, BooksDbSettings};
+use bookstore_aws::{BooksDbCatalog, error_response, http_router, json_response, route_with_stage, serve_http};
+use bookstore_domain::orchestrator::CatalogSource;
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+struct Settings {
+    #[command(flatten)]
+    books_db: BooksDbSettings,
+}
 
 // One thread: an instance runs one invocation at a time (or a few, all waiting on I/O), and
 // idle worker threads cost CPU on every wake-up.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
-    let catalog = BooksDbCatalog::new(BooksDb::from_url_list(&env_or("BOOKS_DB_URL", "http://127.0.0.1:7001"))?);
+    let settings: Settings = settings::load()?;
+    let catalog = BooksDbCatalog::new(BooksDb::from_url_list(&settings.books_db.books_db_url)?);
     match catalog.seed_if_empty().await {
         Ok(true) => tracing::info!("loaded the default catalog into the books database"),
         Ok(false) => {}
         Err(e) => tracing::warn!(error = %e, "could not check the catalog; will serve what there is"),
     }
-    serve_http(catalog, |catalog, request| async move { books(&catalog, &request).await }).await
+    serve_http(app(Arc::new(catalog))).await
 }
 
-async fn books(catalog: &BooksDbCatalog, request: &Request) -> Response<Body> {
-    match *request.method() {
-        Method::OPTIONS => preflight_response(),
-        Method::GET => match catalog.books().await {
-            Ok(books) => json_response(StatusCode::OK, &books),
-            Err(e) => error_response(StatusCode::SERVICE_UNAVAILABLE, "catalog_unavailable", &e.to_string()),
-        },
-        _ => error_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use GET /books"),
+fn app<C: CatalogSource + 'static>(catalog: Arc<C>) -> Router {
+    http_router(route_with_stage(Router::new(), "/books", get(books::<C>)).with_state(catalog), "use GET /books")
+}
+
+async fn books<C: CatalogSource>(State(catalog): State<Arc<C>>) -> Response {
+    match catalog.books().await {
+        Ok(books) => json_response(StatusCode::OK, &books),
+        Err(e) => error_response(StatusCode::SERVICE_UNAVAILABLE, "catalog_unavailable", &e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+    use bookstore_aws::testing::send;
+    use bookstore_domain::catalog::{Book, default_catalog};
+    use bookstore_domain::service::Unavailable;
+
+    use super::*;
+
+    /// The books database in memory: its books, or down.
+    struct FakeCatalog(Option<Vec<Book>>);
+
+    impl CatalogSource for FakeCatalog {
+        async fn books(&self) -> Result<Vec<Book>, Unavailable> {
+            self.0.clone().ok_or_else(|| Unavailable("books database down".into()))
+        }
+    }
+
+    fn with(books: Option<Vec<Book>>) -> Router {
+        app(Arc::new(FakeCatalog(books)))
+    }
+
+    #[tokio::test]
+    async fn the_books_are_listed_with_their_stock_behind_any_stage() {
+        let books = default_catalog().unwrap();
+        for path in ["/books", "/Prod/books"] {
+            let answer = send(with(Some(books.clone())), Method::GET, path, "").await;
+            assert_eq!(answer.status, StatusCode::OK, "{path}");
+            assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
+            assert_eq!(answer.body.as_array().map(Vec::len), Some(books.len()));
+            assert_eq!(answer.body[0]["bookId"], books[0].book_id.as_str());
+            assert!(answer.body[0]["stock"].is_u64(), "{}", answer.body);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_down_database_is_a_503_in_the_error_shape() {
+        let answer = send(with(None), Method::GET, "/books", "").await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.body["error"]["code"], "catalog_unavailable");
+    }
+
+    #[tokio::test]
+    async fn other_methods_are_refused_and_preflight_is_answered() {
+        let answer = send(with(Some(vec![])), Method::POST, "/books", "").await;
+        assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
+        assert_eq!(answer.body["error"]["code"], "method_not_allowed");
+        assert_eq!(answer.body["error"]["message"], "use GET /books");
+        let answer = send(with(Some(vec![])), Method::OPTIONS, "/books", "").await;
+        assert!(answer.status.is_success(), "{}", answer.status);
+        assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
     }
 }

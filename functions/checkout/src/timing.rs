@@ -1,9 +1,14 @@
 //! Where a checkout spends its time, per hop, answered in a `Server-Timing` header so that the
 //! benchmark can break a checkout's latency down. Each port is wrapped in [`Timed`], which adds
-//! the duration of every call to the running request's [`Timings`].
+//! the duration of every call to the running request's [`Timings`]; [`server_timing`] is the
+//! middleware that gives each request its own and answers them.
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
 
 use bookstore_domain::catalog::Book;
 use bookstore_domain::events::Service;
@@ -42,6 +47,21 @@ impl Timings {
             ms(self.sqs)
         )
     }
+}
+
+/// Runs the request with fresh [`TIMINGS`] and adds them to its answer as `Server-Timing`.
+pub async fn server_timing(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let (mut response, timings) = TIMINGS
+        .scope(RefCell::new(Timings::default()), async {
+            let response = next.run(request).await;
+            (response, TIMINGS.with(|t| t.borrow().clone()))
+        })
+        .await;
+    if let Ok(value) = timings.header(started.elapsed()).parse() {
+        response.headers_mut().insert("server-timing", value);
+    }
+    response
 }
 
 /// A port whose calls are timed into [`TIMINGS`].

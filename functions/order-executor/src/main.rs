@@ -7,34 +7,65 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use books_db_client::BooksDb;
+use bookstore_aws::settings::{
+    self, AwsSettings, BooksDbSettings, DEFAULT_PAYMENT_FUNCTION, OrderQueueSettings, OrdersTableSettings, number_or,
+    or_default,
+};
 use bookstore_aws::{
-    BooksDbStock, DeliverySettings, DynamoOrders, EmulatedFaults, LambdaPayment, RetryQueue, env_or, execute_batch,
+    BooksDbStock, DeliverySettings, DynamoOrders, EmulatedFaults, LambdaPayment, RetryQueue, execute_batch,
     lambda_client, sdk_config,
 };
 use bookstore_domain::execution::OrderExecutor;
+use clap::Parser;
 use lambda_runtime::{LambdaEvent, service_fn};
+
+#[derive(Debug, Parser)]
+struct Settings {
+    #[command(flatten)]
+    aws: AwsSettings,
+    #[command(flatten)]
+    books_db: BooksDbSettings,
+    #[command(flatten)]
+    orders: OrdersTableSettings,
+    #[command(flatten)]
+    queue: OrderQueueSettings,
+    #[arg(long, env = "PAYMENT_FUNCTION", default_value = DEFAULT_PAYMENT_FUNCTION, value_parser = or_default(DEFAULT_PAYMENT_FUNCTION))]
+    payment_function: String,
+    #[arg(long, env = "MAX_RECEIVES", default_value_t = 5, value_parser = number_or(5u32))]
+    max_receives: u32,
+    #[arg(long, env = "RETRY_DELAY_SECONDS", default_value_t = 2, value_parser = number_or(2i32))]
+    retry_delay_seconds: i32,
+    #[arg(long, env = "VISIBILITY_TIMEOUT_SECONDS", default_value_t = 240, value_parser = number_or(240i32))]
+    visibility_timeout_seconds: i32,
+    #[arg(long, env = "EXECUTION_LIMIT_SECONDS", default_value_t = 35, value_parser = number_or(35u64))]
+    execution_limit_seconds: u64,
+}
 
 // One thread: an instance runs one invocation at a time (or a few, all waiting on I/O), and
 // idle worker threads cost CPU on every wake-up.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let settings = DeliverySettings {
-        max_receives: number("MAX_RECEIVES", 5)?,
-        retry_delay_seconds: number("RETRY_DELAY_SECONDS", 2)?,
-        visibility_timeout_seconds: number("VISIBILITY_TIMEOUT_SECONDS", 240)?,
-        execution_limit: Duration::from_secs(number("EXECUTION_LIMIT_SECONDS", 35)?),
+    let settings: Settings = settings::load()?;
+    let delivery = DeliverySettings {
+        max_receives: settings.max_receives,
+        retry_delay_seconds: settings.retry_delay_seconds,
+        visibility_timeout_seconds: settings.visibility_timeout_seconds,
+        execution_limit: Duration::from_secs(settings.execution_limit_seconds),
+        // EXECUTOR_DELAY_MS and EXECUTOR_FAILURE_RATE, read (and checked) by the executor module.
         faults: EmulatedFaults::from_env()?,
     };
-    let config = sdk_config().await;
+    let config = sdk_config(&settings.aws).await;
     let executor = OrderExecutor {
-        ledger: DynamoOrders::new(aws_sdk_dynamodb::Client::new(&config), env_or("ORDERS_TABLE", "bookstore-orders")),
-        stock: BooksDbStock::new(BooksDb::from_url_list(&env_or("BOOKS_DB_URL", "http://127.0.0.1:7001"))?),
-        payment: LambdaPayment::from_env(lambda_client(&config)),
+        ledger: DynamoOrders::new(aws_sdk_dynamodb::Client::new(&config), settings.orders.orders_table),
+        stock: BooksDbStock::new(BooksDb::from_url_list(&settings.books_db.books_db_url)?),
+        payment: LambdaPayment::new(lambda_client(&config, &settings.aws), settings.payment_function),
     };
-    let queue_url = env_or("ORDER_QUEUE_URL", "");
-    let queue = (!queue_url.is_empty()).then(|| RetryQueue { client: aws_sdk_sqs::Client::new(&config), queue_url });
-    let shared = Arc::new((executor, settings, queue));
+    // The queue URL is required (see OrderQueueSettings), so failed messages can always be told
+    // when to come back.
+    let queue =
+        Some(RetryQueue { client: aws_sdk_sqs::Client::new(&config), queue_url: settings.queue.order_queue_url });
+    let shared = Arc::new((executor, delivery, queue));
     lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let shared = Arc::clone(&shared);
         async move {
@@ -45,10 +76,26 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// A whole-number setting from the environment, or `default`; a malformed one stops the start.
-fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
-    match std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
-        None => Ok(default),
-        Some(text) => text.trim().parse().map_err(|_| format!("{name} must be a whole number, not {text:?}")),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The only test here that touches the process's environment.
+    #[test]
+    fn the_queue_is_required_and_blank_numbers_are_the_defaults() {
+        // SAFETY: no other test of this crate reads or writes the environment.
+        unsafe {
+            std::env::set_var("ORDER_QUEUE_URL", "");
+            std::env::set_var("MAX_RECEIVES", " ");
+        }
+        let error = settings::load::<Settings>().unwrap_err().to_string();
+        assert!(error.contains("ORDER_QUEUE_URL") && !error.contains('\n'), "{error}");
+        unsafe { std::env::set_var("ORDER_QUEUE_URL", "http://queue") };
+        let settings: Settings = settings::load().unwrap();
+        assert_eq!((settings.max_receives, settings.execution_limit_seconds), (5, 35));
+        assert_eq!(settings.payment_function, DEFAULT_PAYMENT_FUNCTION);
+        unsafe { std::env::set_var("MAX_RECEIVES", "five") };
+        let error = settings::load::<Settings>().unwrap_err().to_string();
+        assert!(error.contains("MAX_RECEIVES") && error.contains("whole number"), "{error}");
     }
 }

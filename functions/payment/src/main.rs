@@ -3,20 +3,28 @@
 
 use std::sync::Arc;
 
-use bookstore_aws::{DynamoPayments, env_or, sdk_config};
+use bookstore_aws::settings::{self, AwsSettings, DEFAULT_PAYMENTS_TABLE, or_default};
+use bookstore_aws::{DynamoPayments, sdk_config};
 use bookstore_domain::payment::{PaymentRequest, handle};
+use clap::Parser;
 use lambda_runtime::{LambdaEvent, service_fn};
+
+#[derive(Debug, Parser)]
+struct Settings {
+    #[command(flatten)]
+    aws: AwsSettings,
+    #[arg(long, env = "PAYMENTS_TABLE", default_value = DEFAULT_PAYMENTS_TABLE, value_parser = or_default(DEFAULT_PAYMENTS_TABLE))]
+    payments_table: String,
+}
 
 // One thread: an instance runs one invocation at a time (or a few, all waiting on I/O), and
 // idle worker threads cost CPU on every wake-up.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = sdk_config().await;
-    let ledger = Arc::new(DynamoPayments::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        env_or("PAYMENTS_TABLE", "bookstore-payments"),
-    ));
+    let settings: Settings = settings::load()?;
+    let config = sdk_config(&settings.aws).await;
+    let ledger = Arc::new(DynamoPayments::new(aws_sdk_dynamodb::Client::new(&config), settings.payments_table));
     lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<PaymentRequest>| {
         let ledger = Arc::clone(&ledger);
         async move {

@@ -1,35 +1,105 @@
 //! `GET /status`: each books-database node's view of the Raft cluster (role, term, applied
 //! index) and the depth of the order queue and its dead-letter queue.
 
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use bookstore_aws::settings::{self, AwsSettings, BooksDbSettings};
 use bookstore_aws::{
-    SystemStatusReader, env_or, error_response, json_response, preflight_response, sdk_config, serve_http,
+    SystemStatus, SystemStatusReader, http_router, json_response, route_with_stage, sdk_config, serve_http,
 };
-use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response};
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+struct Settings {
+    #[command(flatten)]
+    aws: AwsSettings,
+    #[command(flatten)]
+    books_db: BooksDbSettings,
+    /// Shown when set (even empty, as before: an unreadable queue is part of the picture).
+    #[arg(long, env = "ORDER_QUEUE_URL")]
+    order_queue_url: Option<String>,
+    #[arg(long, env = "DEAD_LETTER_QUEUE_URL")]
+    dead_letter_queue_url: Option<String>,
+}
+
+/// The picture: read from the nodes and queues, or a fake in the tests.
+trait StatusSource: Send + Sync {
+    fn read(&self) -> impl Future<Output = SystemStatus> + Send;
+}
+
+impl StatusSource for SystemStatusReader {
+    async fn read(&self) -> SystemStatus {
+        SystemStatusReader::read(self).await
+    }
+}
 
 // One thread: an instance runs one invocation at a time (or a few, all waiting on I/O), and
 // idle worker threads cost CPU on every wake-up.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
-    let config = sdk_config().await;
-    let queues = [("orders", "ORDER_QUEUE_URL"), ("dead-letter", "DEAD_LETTER_QUEUE_URL")]
+    let settings: Settings = settings::load()?;
+    let config = sdk_config(&settings.aws).await;
+    let queues = [("orders", settings.order_queue_url), ("dead-letter", settings.dead_letter_queue_url)]
         .into_iter()
-        .filter_map(|(name, variable)| std::env::var(variable).ok().map(|url| (name.to_string(), url)))
+        .filter_map(|(name, url)| url.map(|url| (name.to_string(), url)))
         .collect();
-    let reader = SystemStatusReader::new(
-        &env_or("BOOKS_DB_URL", "http://127.0.0.1:7001"),
-        aws_sdk_sqs::Client::new(&config),
-        queues,
-    )?;
-    serve_http(reader, |reader, request| async move { status(&reader, &request).await }).await
+    let reader = SystemStatusReader::new(&settings.books_db.books_db_url, aws_sdk_sqs::Client::new(&config), queues)?;
+    serve_http(app(Arc::new(reader))).await
 }
 
-async fn status(reader: &SystemStatusReader, request: &Request) -> Response<Body> {
-    match *request.method() {
-        Method::OPTIONS => preflight_response(),
-        // Always a 200: a node or queue that cannot be read is part of the picture.
-        Method::GET => json_response(StatusCode::OK, &reader.read().await),
-        _ => error_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use GET /status"),
+fn app<S: StatusSource + 'static>(source: Arc<S>) -> Router {
+    http_router(route_with_stage(Router::new(), "/status", get(status::<S>)).with_state(source), "use GET /status")
+}
+
+// Always a 200: a node or queue that cannot be read is part of the picture.
+async fn status<S: StatusSource>(State(source): State<Arc<S>>) -> Response {
+    json_response(StatusCode::OK, &source.read().await)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+    use bookstore_aws::testing::send;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// A cluster with nothing to show.
+    struct Empty;
+
+    impl StatusSource for Empty {
+        async fn read(&self) -> SystemStatus {
+            SystemStatus { books_db: vec![], queues: vec![] }
+        }
+    }
+
+    async fn ask(method: Method, path: &str) -> (StatusCode, Option<String>, Value) {
+        let answer = send(app(Arc::new(Empty)), method, path, "").await;
+        (answer.status, answer.header("access-control-allow-origin").map(String::from), answer.body)
+    }
+
+    #[tokio::test]
+    async fn the_status_is_a_200_behind_any_stage() {
+        for path in ["/status", "/Prod/status"] {
+            let (status, origin, body) = ask(Method::GET, path).await;
+            assert_eq!((status, origin.as_deref()), (StatusCode::OK, Some("*")), "{path}");
+            assert!(body.is_object(), "{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn other_methods_are_refused_and_preflight_is_answered() {
+        let (status, _, body) = ask(Method::DELETE, "/status").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(body["error"]["message"], "use GET /status");
+        let (status, origin, _) = ask(Method::OPTIONS, "/status").await;
+        assert!(status.is_success(), "{status}");
+        assert_eq!(origin.as_deref(), Some("*"));
     }
 }

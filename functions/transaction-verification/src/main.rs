@@ -1,5 +1,6 @@
 //! Transaction verification (events a, b, c): the cart, the user data, the card.
 
+use bookstore_aws::settings::{self, ServiceSettings};
 use bookstore_domain::checks::TransactionVerification;
 use bookstore_domain::events::Service;
 
@@ -7,6 +8,7 @@ use bookstore_domain::events::Service;
 // idle worker threads cost CPU on every wake-up.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    let settings: ServiceSettings = settings::load()?;
     let checks = TransactionVerification { today: bookstore_aws::current_month() };
-    bookstore_aws::serve_service(Service::TransactionVerification, checks).await
+    bookstore_aws::serve_service(Service::TransactionVerification, settings, checks).await
 }
