@@ -155,14 +155,9 @@ pub struct EmulatedFaults {
 }
 
 impl EmulatedFaults {
-    /// From `EXECUTOR_DELAY_MS` (`min-max`) and `EXECUTOR_FAILURE_RATE` (0 to 1); a malformed
-    /// value is an error naming the variable.
-    pub fn from_env() -> Result<Self, String> {
-        let var = |name| std::env::var(name).ok();
-        Self::parse(var("EXECUTOR_DELAY_MS").as_deref(), var("EXECUTOR_FAILURE_RATE").as_deref())
-    }
-
-    fn parse(delay_ms: Option<&str>, failure_rate: Option<&str>) -> Result<Self, String> {
+    /// From `EXECUTOR_DELAY_MS` (`min-max`) and `EXECUTOR_FAILURE_RATE` (0 to 1), blank meaning
+    /// unset; a malformed value is an error naming the variable.
+    pub fn parse(delay_ms: Option<&str>, failure_rate: Option<&str>) -> Result<Self, String> {
         let delay_ms = match delay_ms.map(str::trim).filter(|v| !v.is_empty()) {
             None => None,
             Some(text) => {

@@ -19,6 +19,15 @@ use bookstore_domain::execution::OrderExecutor;
 use clap::Parser;
 use lambda_runtime::{LambdaEvent, service_fn};
 
+/// Deliveries of a message before it goes to the dead-letter queue (the queue's `maxReceiveCount`).
+const DEFAULT_MAX_RECEIVES: u32 = 5;
+/// When a failed delivery comes back.
+const DEFAULT_RETRY_DELAY_SECONDS: i32 = 2;
+/// The queue's visibility timeout: how long a delivery holds its order.
+const DEFAULT_VISIBILITY_TIMEOUT_SECONDS: i32 = 240;
+/// When an execution is given up, before the function's own timeout.
+const DEFAULT_EXECUTION_LIMIT_SECONDS: u64 = 35;
+
 #[derive(Debug, Parser)]
 struct Settings {
     #[command(flatten)]
@@ -31,14 +40,20 @@ struct Settings {
     queue: OrderQueueSettings,
     #[arg(long, env = "PAYMENT_FUNCTION", default_value = DEFAULT_PAYMENT_FUNCTION, value_parser = or_default(DEFAULT_PAYMENT_FUNCTION))]
     payment_function: String,
-    #[arg(long, env = "MAX_RECEIVES", default_value_t = 5, value_parser = number_or(5u32))]
+    #[arg(long, env = "MAX_RECEIVES", default_value_t = DEFAULT_MAX_RECEIVES, value_parser = number_or(DEFAULT_MAX_RECEIVES))]
     max_receives: u32,
-    #[arg(long, env = "RETRY_DELAY_SECONDS", default_value_t = 2, value_parser = number_or(2i32))]
+    #[arg(long, env = "RETRY_DELAY_SECONDS", default_value_t = DEFAULT_RETRY_DELAY_SECONDS, value_parser = number_or(DEFAULT_RETRY_DELAY_SECONDS))]
     retry_delay_seconds: i32,
-    #[arg(long, env = "VISIBILITY_TIMEOUT_SECONDS", default_value_t = 240, value_parser = number_or(240i32))]
+    #[arg(long, env = "VISIBILITY_TIMEOUT_SECONDS", default_value_t = DEFAULT_VISIBILITY_TIMEOUT_SECONDS, value_parser = number_or(DEFAULT_VISIBILITY_TIMEOUT_SECONDS))]
     visibility_timeout_seconds: i32,
-    #[arg(long, env = "EXECUTION_LIMIT_SECONDS", default_value_t = 35, value_parser = number_or(35u64))]
+    #[arg(long, env = "EXECUTION_LIMIT_SECONDS", default_value_t = DEFAULT_EXECUTION_LIMIT_SECONDS, value_parser = number_or(DEFAULT_EXECUTION_LIMIT_SECONDS))]
     execution_limit_seconds: u64,
+    /// The course's unreliable executor: a random delay before preparing, `MIN-MAX` ms.
+    #[arg(long, env = "EXECUTOR_DELAY_MS")]
+    executor_delay_ms: Option<String>,
+    /// ... and the probability (0 to 1) of failing at a random step.
+    #[arg(long, env = "EXECUTOR_FAILURE_RATE")]
+    executor_failure_rate: Option<String>,
 }
 
 // One thread: an instance runs one invocation at a time (or a few, all waiting on I/O), and
@@ -52,8 +67,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         retry_delay_seconds: settings.retry_delay_seconds,
         visibility_timeout_seconds: settings.visibility_timeout_seconds,
         execution_limit: Duration::from_secs(settings.execution_limit_seconds),
-        // EXECUTOR_DELAY_MS and EXECUTOR_FAILURE_RATE, read (and checked) by the executor module.
-        faults: EmulatedFaults::from_env()?,
+        faults: EmulatedFaults::parse(
+            settings.executor_delay_ms.as_deref(),
+            settings.executor_failure_rate.as_deref(),
+        )?,
     };
     let config = sdk_config(&settings.aws).await;
     let executor = OrderExecutor {
@@ -92,7 +109,10 @@ mod tests {
         assert!(error.contains("ORDER_QUEUE_URL") && !error.contains('\n'), "{error}");
         unsafe { std::env::set_var("ORDER_QUEUE_URL", "http://queue") };
         let settings: Settings = settings::load().unwrap();
-        assert_eq!((settings.max_receives, settings.execution_limit_seconds), (5, 35));
+        assert_eq!(
+            (settings.max_receives, settings.execution_limit_seconds),
+            (DEFAULT_MAX_RECEIVES, DEFAULT_EXECUTION_LIMIT_SECONDS)
+        );
         assert_eq!(settings.payment_function, DEFAULT_PAYMENT_FUNCTION);
         unsafe { std::env::set_var("MAX_RECEIVES", "five") };
         let error = settings::load::<Settings>().unwrap_err().to_string();
