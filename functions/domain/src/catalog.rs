@@ -312,6 +312,8 @@ mod tests {
         // Every genre is used, some books are sold out, and initial stock is small.
         for genre in Genre::ALL {
             assert!(catalog.iter().any(|b| b.genre == genre), "no {genre} book");
+            // Display and the wire name are one spelling.
+            assert_eq!(serde_json::to_value(genre).unwrap(), serde_json::json!(genre.as_str()));
         }
         assert!(catalog.iter().filter(|b| !b.in_stock()).count() >= 2);
         assert!(catalog.iter().all(|b| b.stock <= 30));

@@ -60,5 +60,9 @@ mod tests {
         }
         assert_eq!(serde_json::to_value(Committed).unwrap(), serde_json::json!("committed"));
         assert_eq!(Executing.as_str(), "executing");
+        // as_str (logs, messages) and the wire name (tables, JSON) are one spelling.
+        for status in all {
+            assert_eq!(serde_json::to_value(status).unwrap(), serde_json::json!(status.as_str()));
+        }
     }
 }

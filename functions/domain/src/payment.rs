@@ -128,6 +128,13 @@ mod tests {
     use super::*;
     use crate::service::tests::block_on;
 
+    #[test]
+    fn a_states_name_is_its_wire_name() {
+        for state in [PaymentState::Authorized, PaymentState::Charged, PaymentState::Released] {
+            assert_eq!(serde_json::to_value(state).unwrap(), serde_json::json!(state.as_str()));
+        }
+    }
+
     #[derive(Default)]
     struct Ledger(Mutex<BTreeMap<String, PaymentState>>);
 
