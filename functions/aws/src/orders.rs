@@ -11,7 +11,7 @@ use bookstore_domain::order::OrderStatus;
 use bookstore_domain::service::Unavailable;
 use serde::{Deserialize, Serialize};
 
-use crate::table::{Item, Written, conditional, from_item, get_consistent, to_item, to_value};
+use crate::table::{Item, Written, conditional, from_item, get_consistent, to_item, to_value, update_item};
 use crate::{now_rfc3339, unavailable};
 
 pub struct DynamoOrders {
@@ -91,11 +91,7 @@ impl DynamoOrders {
         at: &str,
     ) -> Result<UpdateItemFluentBuilder, Unavailable> {
         let change = [StatusChange { status: to, at: at.into() }];
-        Ok(self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("orderId", AttributeValue::S(order_id.into()))
+        Ok(update_item(&self.client, &self.table, ("orderId", AttributeValue::S(order_id.into())))
             .update_expression("SET #status = :to, history = list_append(history, :change)")
             .condition_expression("#status = :from")
             .expression_attribute_names("#status", "status")
@@ -159,11 +155,7 @@ impl OrderLedger for DynamoOrders {
 
     async fn decide(&self, order_id: &str, decision: &Decision) -> Result<Decision, Unavailable> {
         let encoded = serde_json::to_string(decision).map_err(|e| unavailable("encoding the decision", e))?;
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("orderId", AttributeValue::S(order_id.into()))
+        let update = update_item(&self.client, &self.table, ("orderId", AttributeValue::S(order_id.into())))
             .update_expression("SET decision = :decision")
             .condition_expression("attribute_exists(orderId) AND attribute_not_exists(decision)")
             .expression_attribute_values(":decision", AttributeValue::S(encoded));

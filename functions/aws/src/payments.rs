@@ -8,7 +8,7 @@ use bookstore_domain::service::Unavailable;
 use serde::{Deserialize, Serialize};
 
 use crate::invoke::invoke_json;
-use crate::table::{Written, conditional, from_item, get_consistent, to_item, to_value};
+use crate::table::{Written, conditional, from_item, get_consistent, to_item, to_value, update_item};
 
 /// One item per order, keyed `orderId`, with `state` and `amountCents`.
 pub struct DynamoPayments {
@@ -73,11 +73,7 @@ impl PaymentLedger for DynamoPayments {
         from: PaymentState,
         to: PaymentState,
     ) -> Result<Option<PaymentState>, Unavailable> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("orderId", AttributeValue::S(order_id.into()))
+        let update = update_item(&self.client, &self.table, ("orderId", AttributeValue::S(order_id.into())))
             .update_expression("SET #state = :to")
             .condition_expression("#state = :from")
             .expression_attribute_names("#state", "state")

@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use bookstore_domain::service::Unavailable;
 use serde::Serialize;
@@ -87,6 +88,12 @@ pub(crate) async fn get_consistent(
         .await
         .map_err(|e| unavailable(what, DisplayErrorContext(e)))?;
     Ok(answer.item)
+}
+
+/// An update of the item under `key` (its name and value) in `table`, for the caller to give its
+/// expressions.
+pub(crate) fn update_item(client: &Client, table: &str, key: (&str, AttributeValue)) -> UpdateItemFluentBuilder {
+    client.update_item().table_name(table).key(key.0, key.1)
 }
 
 /// `value` as an item (a struct's fields as attributes).
