@@ -58,8 +58,8 @@ impl BooksDbCatalog {
         Ok(answer.succeeded)
     }
 
-    /// Every book with its live stock.
-    pub async fn books(&self) -> Result<Vec<Book>, Unavailable> {
+    /// Every book with its live stock (the checkout's [`CatalogSource::books`] leaves stock out).
+    pub async fn books_with_stock(&self) -> Result<Vec<Book>, Unavailable> {
         let (books, stock) = futures::try_join!(self.books_without_stock(), async {
             self.db.list(STOCK_PREFIX).await.map_err(|e| unavailable("reading the stock", e))
         })?;
@@ -118,6 +118,6 @@ impl CatalogSource for BooksDbCatalog {
 
 impl BookSource for BooksDbCatalog {
     async fn catalog(&self) -> Result<(Vec<Book>, BoughtTogether), Unavailable> {
-        futures::try_join!(BooksDbCatalog::books(self), self.bought_together())
+        futures::try_join!(self.books_with_stock(), self.bought_together())
     }
 }
