@@ -1,6 +1,7 @@
 //! The embedded default's API gateway: serves `web/` and sends each route of `template.yaml` to
 //! its function through `cargo lambda watch`'s function-URL endpoint.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -8,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodFilter, on};
+use axum::routing::{MethodFilter, MethodRouter};
 
 use crate::template::Route;
 
@@ -21,20 +22,34 @@ struct Upstream {
     watch: String,
 }
 
-/// Routes `(route, function binary)` to the functions; everything else is a JSON 404.
+/// Routes `(route, function binary)` to the functions; a known path with another method is a
+/// JSON 405, anything else that is not a file of `web/` a JSON 404.
 pub fn router(routes: &[(Route, String)], watch: String) -> anyhow::Result<Router> {
     let upstream = Arc::new(Upstream { http: reqwest::Client::builder().no_proxy().build()?, watch });
-    let mut router = Router::new();
+    // One method router per path, so that each has the one 405 fallback.
+    let mut paths: BTreeMap<&str, MethodRouter<Arc<Upstream>>> = BTreeMap::new();
     for (route, function) in routes {
         let method = Method::from_bytes(route.method.as_bytes())?;
         let filter = MethodFilter::try_from(method)?;
         let function = function.clone();
+        let handler = move |State(upstream): State<Arc<Upstream>>, request: Request| {
+            let function = function.clone();
+            async move { forward(&upstream, &function, request).await }
+        };
+        let methods = paths.remove(route.path.as_str()).unwrap_or_default();
+        paths.insert(&route.path, methods.on(filter, handler));
+    }
+    let mut router = Router::new();
+    for (path, methods) in paths {
+        let allowed: Vec<&str> =
+            routes.iter().filter(|(r, _)| r.path == path).map(|(r, _)| r.method.as_str()).collect();
+        let usage = format!("{path} takes {}", allowed.join(", "));
         // API Gateway's `{orderId}` is axum's path syntax too.
         router = router.route(
-            &route.path,
-            on(filter, move |State(upstream): State<Arc<Upstream>>, request: Request| {
-                let function = function.clone();
-                async move { forward(&upstream, &function, request).await }
+            path,
+            methods.fallback(move || {
+                let usage = usage.clone();
+                async move { error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &usage) }
             }),
         );
     }
@@ -101,11 +116,17 @@ async fn forward(upstream: &Upstream, function: &str, request: Request) -> Respo
             }
             match answer.bytes().await {
                 Ok(bytes) => (status, headers, bytes).into_response(),
-                Err(e) => error(StatusCode::BAD_GATEWAY, "function_unreachable", &format!("{function}: {e}")),
+                Err(e) => unreachable_function(function, &e),
             }
         }
-        Err(e) => error(StatusCode::BAD_GATEWAY, "function_unreachable", &format!("{function}: {e}")),
+        Err(e) => unreachable_function(function, &e),
     }
+}
+
+/// A 502 that names nothing internal; the address and the cause go to the log.
+fn unreachable_function(function: &str, cause: &reqwest::Error) -> Response {
+    eprintln!("gateway: function {function} unreachable: {cause}");
+    error(StatusCode::BAD_GATEWAY, "function_unreachable", "the service did not answer; try again")
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -116,4 +137,49 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
         Bytes::from(body.to_string()),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    /// The gateway on a free port, its functions' endpoint closed; its URL.
+    async fn serve(routes: &[(&str, &str, &str)]) -> String {
+        let routes: Vec<(Route, String)> = routes
+            .iter()
+            .map(|(method, path, function)| {
+                (Route { method: method.to_string(), path: path.to_string() }, function.to_string())
+            })
+            .collect();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let watch = format!("http://{}", closed.local_addr().expect("its address"));
+        drop(closed);
+        let router = router(&routes, watch).expect("the gateway's router");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let url = format!("http://{}", listener.local_addr().expect("its address"));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        url
+    }
+
+    async fn call(method: reqwest::Method, url: String) -> (u16, Value) {
+        let http = reqwest::Client::builder().no_proxy().build().expect("a client");
+        let answer = http.request(method, url).send().await.expect("the gateway answers");
+        let status = answer.status().as_u16();
+        (status, answer.json().await.expect("a JSON body"))
+    }
+
+    #[tokio::test]
+    async fn every_error_of_the_gateway_itself_is_in_the_error_shape_and_names_nothing_internal() {
+        let url = serve(&[("POST", "/checkout", "checkout"), ("OPTIONS", "/checkout", "checkout")]).await;
+        let (status, body) = call(reqwest::Method::DELETE, format!("{url}/checkout")).await;
+        assert_eq!((status, &body["error"]["code"]), (405, &Value::from("method_not_allowed")), "{body}");
+        assert_eq!(body["error"]["message"], "/checkout takes POST, OPTIONS");
+        let (status, body) = call(reqwest::Method::GET, format!("{url}/nowhere")).await;
+        assert_eq!((status, &body["error"]["code"]), (404, &Value::from("not_found")), "{body}");
+        let (status, body) = call(reqwest::Method::POST, format!("{url}/checkout")).await;
+        assert_eq!((status, &body["error"]["code"]), (502, &Value::from("function_unreachable")), "{body}");
+        assert!(!body.to_string().contains("127.0.0.1"), "no address in an answer: {body}");
+    }
 }

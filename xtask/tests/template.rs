@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use bookstore_domain::catalog::default_catalog;
 use bookstore_domain::checkout::parse_checkout;
+use bookstore_domain::clock::Clock;
 use bookstore_domain::events::PROCESSES;
 use bookstore_domain::fraud::{self, FraudModel};
 use bookstore_domain::payment::PaymentRequest;
@@ -188,7 +189,7 @@ fn the_checkout_event_is_the_services_order() {
 
     verification::check_cart(&order.lines).expect("event a passes");
     verification::check_user_data(&order).expect("event b passes");
-    verification::check_card(order.card.as_ref(), bookstore_aws::current_month()).expect("event c passes");
+    verification::check_card(order.card.as_ref(), bookstore_aws::SystemClock.this_month()).expect("event c passes");
     let facts = order.fraud_facts();
     fraud::check_user(&facts).expect("event d passes");
     fraud::check_order(&facts, &FraudModel::embedded().unwrap()).expect("event e passes");

@@ -1,15 +1,13 @@
 //! The Lambda edge shared by the functions: serving a service, serving an axum router over
-//! `lambda_http` with CORS and JSON errors, the clock.
+//! `lambda_http` with CORS and JSON errors.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
-use bookstore_domain::card::YearMonth;
 use bookstore_domain::events::Service;
 use bookstore_domain::service::{EventChecks, ServiceRequest, ServiceResponse, handle};
 use lambda_runtime::tower::ServiceExt;
@@ -118,29 +116,9 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
     json_response(status, &serde_json::json!({ "error": { "code": code, "message": message } }))
 }
 
-/// Now, as RFC 3339 UTC to the millisecond (`2026-11-24T01:50:00.123Z`): order histories are read
-/// for latencies.
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
-
-/// The current month, for card expiry.
-pub fn current_month() -> YearMonth {
-    let now = now_rfc3339();
-    let year = now.get(0..4).and_then(|y| y.parse().ok()).unwrap_or(1970);
-    let month = now.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
-    YearMonth { year, month }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_current_month_is_read_from_the_clock() {
-        let month = current_month();
-        assert!(month.year >= 2025 && (1..=12).contains(&month.month), "{month:?}");
-    }
 
     use axum::body::to_bytes;
     use axum::routing::get;

@@ -23,6 +23,7 @@
 //! | `EXECUTOR_DELAY_MS`, `EXECUTOR_FAILURE_RATE` | the course's slow, unreliable executors (`MIN-MAX`, 0-1) | off |
 
 mod books;
+mod clock;
 mod config;
 mod executor;
 mod invoke;
@@ -39,12 +40,11 @@ mod table;
 pub mod testing;
 
 pub use books::BooksDbCatalog;
+pub use clock::{SystemClock, now_rfc3339};
 pub use config::{http_client, lambda_client, sdk_config};
 pub use executor::{DeliverySettings, EmulatedFaults, RetryQueue, execute_batch};
 pub use invoke::LambdaServices;
-pub use lambda::{
-    current_month, error_response, http_router, json_response, now_rfc3339, route_with_stage, serve_http, serve_service,
-};
+pub use lambda::{error_response, http_router, json_response, route_with_stage, serve_http, serve_service};
 pub use orders::DynamoOrders;
 pub use payments::{DynamoPayments, LambdaPayment};
 pub use queue::SqsOrderQueue;

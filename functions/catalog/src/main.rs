@@ -35,6 +35,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     serve_http(app(Arc::new(catalog))).await
 }
 
+/// What a shopper reads when the books database cannot answer (its cause goes to the log).
+const CATALOG_UNAVAILABLE: &str = "the catalog is unavailable; try again in a moment";
+
 /// The books with their live stock: what `GET /books` lists.
 trait Shelf: Send + Sync {
     fn books_with_stock(&self) -> impl Future<Output = Result<Vec<Book>, Unavailable>> + Send;
@@ -53,7 +56,11 @@ fn app<S: Shelf + 'static>(shelf: Arc<S>) -> Router {
 async fn books<S: Shelf>(State(shelf): State<Arc<S>>) -> Response {
     match shelf.books_with_stock().await {
         Ok(books) => json_response(StatusCode::OK, &books),
-        Err(e) => error_response(StatusCode::SERVICE_UNAVAILABLE, "catalog_unavailable", &e.to_string()),
+        Err(e) => {
+            // The cause names the books database's nodes: the log's, not the shopper's.
+            tracing::error!(error = %e, "the catalog could not be read");
+            error_response(StatusCode::SERVICE_UNAVAILABLE, "catalog_unavailable", CATALOG_UNAVAILABLE)
+        }
     }
 }
 
@@ -70,7 +77,7 @@ mod tests {
 
     impl Shelf for FakeCatalog {
         async fn books_with_stock(&self) -> Result<Vec<Book>, Unavailable> {
-            self.0.clone().ok_or_else(|| Unavailable("books database down".into()))
+            self.0.clone().ok_or_else(|| Unavailable("http://127.0.0.1:7202: 503 no leader".into()))
         }
     }
 
@@ -96,6 +103,7 @@ mod tests {
         let answer = send(with(None), Method::GET, "/books", "").await;
         assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(answer.body["error"]["code"], "catalog_unavailable");
+        assert_eq!(answer.body["error"]["message"], CATALOG_UNAVAILABLE, "no address reaches the shopper");
     }
 
     #[tokio::test]

@@ -97,7 +97,10 @@ where
 {
     let body = match body {
         Ok(body) => body,
-        Err(e) => return error_response(e.status(), "invalid_body", &e.body_text()),
+        Err(e) => {
+            tracing::warn!(error = %e.body_text(), "the checkout's body could not be read");
+            return error_response(e.status(), "invalid_body", "the request body could not be read");
+        }
     };
     let deps = Dependencies { services: &app.services, orders: &app.orders, queue: &app.queue, catalog: &app.catalog };
     let order_id = uuid::Uuid::new_v4().to_string();

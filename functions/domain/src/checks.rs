@@ -2,8 +2,8 @@
 
 use std::future::Future;
 
-use crate::card::YearMonth;
 use crate::catalog::Book;
+use crate::clock::Clock;
 use crate::events::{Event, Service};
 use crate::fraud::{self, FraudModel};
 use crate::service::{EventChecks, OrderData, Unavailable, Verdict};
@@ -11,12 +11,12 @@ use crate::suggestions::{self, BoughtTogether};
 use crate::verification;
 
 /// Transaction verification: events a, b and c.
-pub struct TransactionVerification {
-    /// The month against which card expiry is checked.
-    pub today: YearMonth,
+pub struct TransactionVerification<C> {
+    /// Card expiry is checked against its month, read at each check.
+    pub clock: C,
 }
 
-impl EventChecks for TransactionVerification {
+impl<C: Clock> EventChecks for TransactionVerification<C> {
     fn service(&self) -> Service {
         Service::TransactionVerification
     }
@@ -25,7 +25,7 @@ impl EventChecks for TransactionVerification {
         Ok(Verdict::from_check(match event {
             Event::A => verification::check_cart(&order.lines),
             Event::B => verification::check_user_data(order),
-            _ => verification::check_card(order.card.as_ref(), self.today),
+            _ => verification::check_card(order.card.as_ref(), self.clock.this_month()),
         }))
     }
 }
@@ -69,5 +69,41 @@ impl<B: BookSource> EventChecks for Suggestions<B> {
         let suggestions =
             suggestions::suggest(&catalog, &order.book_ids(), &bought_together, suggestions::DEFAULT_LIMIT);
         Ok(Verdict { reason: None, suggestions })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures::executor::block_on;
+
+    use super::*;
+    use crate::card::{CardFacts, YearMonth};
+
+    /// A clock the test turns.
+    struct TestClock(Mutex<YearMonth>);
+
+    impl Clock for TestClock {
+        fn this_month(&self) -> YearMonth {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    fn card_check(service: &TransactionVerification<TestClock>, expiry: &str) -> Option<String> {
+        let order =
+            OrderData { card: Some(CardFacts::new("4111 1111 1111 1111", expiry, "123")), ..Default::default() };
+        block_on(service.check(Event::C, &order)).unwrap().reason
+    }
+
+    #[test]
+    fn a_warm_instance_checks_expiry_against_the_month_it_is_now() {
+        let service = TransactionVerification { clock: TestClock(Mutex::new(YearMonth { year: 2026, month: 12 })) };
+        assert_eq!(card_check(&service, "12/26"), None, "a card expiring this month is accepted");
+        assert_eq!(card_check(&service, "11/26").as_deref(), Some("the card has expired"));
+        // The same instance, still warm, after the month turns.
+        *service.clock.0.lock().unwrap() = YearMonth { year: 2027, month: 1 };
+        assert_eq!(card_check(&service, "12/26").as_deref(), Some("the card has expired"), "last month's card");
+        assert_eq!(card_check(&service, "01/27"), None);
     }
 }

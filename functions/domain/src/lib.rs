@@ -6,6 +6,7 @@
 //! - [`card`]: card facts (Luhn, expiry, CVV) and masking — the full number is never kept
 //! - [`verification`]: transaction verification's checks (events a, b, c)
 //! - [`checks`]: each service's checks as the service module runs them
+//! - [`clock`]: where "now" comes from, asked on every use
 //! - [`orchestrator`]: the checkout: the event graph across the services, the decision, the order
 //! - [`order`]: an order's states and the transitions between them
 //! - [`execution`]: the order executor: a two-phase commit across stock and payment, exactly once
@@ -18,6 +19,7 @@ pub mod card;
 pub mod catalog;
 pub mod checkout;
 pub mod checks;
+pub mod clock;
 pub mod events;
 pub mod execution;
 pub mod fraud;

@@ -327,7 +327,7 @@ mod tests {
 
     /// The three services in process, each with its own state store, as the functions run them.
     struct InProcess {
-        tv: (MemoryStore, TransactionVerification),
+        tv: (MemoryStore, TransactionVerification<YearMonth>),
         fraud: (MemoryStore, FraudDetection),
         suggestions: (MemoryStore, Suggestions<Catalog>),
         calls: Mutex<Vec<(Service, String)>>,
@@ -336,7 +336,7 @@ mod tests {
     impl InProcess {
         fn new() -> Self {
             Self {
-                tv: (MemoryStore::default(), TransactionVerification { today: YearMonth { year: 2026, month: 11 } }),
+                tv: (MemoryStore::default(), TransactionVerification { clock: YearMonth { year: 2026, month: 11 } }),
                 fraud: (MemoryStore::default(), FraudDetection { model: FraudModel::embedded().unwrap() }),
                 suggestions: (MemoryStore::default(), Suggestions { books: Catalog }),
                 calls: Mutex::default(),

@@ -47,6 +47,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     serve_http(app(Arc::new(orders))).await
 }
 
+/// What a shopper reads when the orders table cannot answer (its cause goes to the log).
+const ORDERS_UNAVAILABLE: &str = "the order cannot be read right now; try again in a moment";
+
 fn app<R: OrderReader + 'static>(orders: Arc<R>) -> Router {
     let routes = route_with_stage(Router::new(), "/orders/{order_id}", get(order::<R>));
     http_router(routes.with_state(orders), "use GET /orders/{orderId}")
@@ -65,7 +68,11 @@ async fn order<R: OrderReader>(State(orders): State<Arc<R>>, path: Result<Path<O
     match orders.get(&order_id).await {
         Ok(Some(order)) => json_response(StatusCode::OK, &order),
         Ok(None) => error_response(StatusCode::NOT_FOUND, "not_found", "no such order"),
-        Err(e) => error_response(StatusCode::SERVICE_UNAVAILABLE, "orders_unavailable", &e.to_string()),
+        Err(e) => {
+            // The cause is the SDK's text: the log's, not the shopper's.
+            tracing::error!(order_id, error = %e, "the order could not be read");
+            error_response(StatusCode::SERVICE_UNAVAILABLE, "orders_unavailable", ORDERS_UNAVAILABLE)
+        }
     }
 }
 
@@ -85,7 +92,7 @@ mod tests {
     impl OrderReader for FakeOrders {
         async fn get(&self, order_id: &str) -> Result<Option<OrderRecord>, Unavailable> {
             match &self.0 {
-                None => Err(Unavailable("table down".into())),
+                None => Err(Unavailable("dispatch failure: io error: Connection refused (os error 111)".into())),
                 Some(order) => Ok((order.order_id == order_id).then(|| order.clone())),
             }
         }
@@ -119,7 +126,7 @@ mod tests {
     async fn unknown_malformed_and_unreadable_orders_answer_in_the_error_shape() {
         let (status, _, body) = ask(stored(), Method::GET, "/orders/another-id").await;
         assert_eq!((status, &body["error"]["code"]), (StatusCode::NOT_FOUND, &json!("not_found")));
-        for bad in ["/orders/not_an_id", "/orders/a%20b", &format!("/orders/{}", "a".repeat(65))] {
+        for bad in ["/orders/not_an_id", "/orders/a%20b", "/orders/%00%ff", &format!("/orders/{}", "a".repeat(65))] {
             let (status, _, body) = ask(stored(), Method::GET, bad).await;
             assert_eq!(
                 (status, &body["error"]["code"]),
@@ -129,6 +136,7 @@ mod tests {
         }
         let (status, _, body) = ask(FakeOrders(None), Method::GET, &format!("/orders/{ID}")).await;
         assert_eq!((status, &body["error"]["code"]), (StatusCode::SERVICE_UNAVAILABLE, &json!("orders_unavailable")));
+        assert_eq!(body["error"]["message"], ORDERS_UNAVAILABLE, "no SDK text reaches the shopper");
     }
 
     #[tokio::test]

@@ -9,6 +9,6 @@ use bookstore_domain::events::Service;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let settings: ServiceSettings = settings::load()?;
-    let checks = TransactionVerification { today: bookstore_aws::current_month() };
+    let checks = TransactionVerification { clock: bookstore_aws::SystemClock };
     bookstore_aws::serve_service(Service::TransactionVerification, settings, checks).await
 }
