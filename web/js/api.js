@@ -45,8 +45,31 @@ async function request(path, options = {}) {
 export const getBooks = () => request('/books');
 export const getOrder = (orderId) => request(`/orders/${encodeURIComponent(orderId)}`);
 export const getStatus = () => request('/status');
-export const postCheckout = (body) => request('/checkout', {
-  method: 'POST',
-  headers: { 'Content-Type': 'application/json' },
-  body: JSON.stringify(body),
-});
+/** A new Idempotency-Key: random, 32 hex digits (crypto.randomUUID needs a secure context). */
+export function newIdempotencyKey() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Whether a checkout that failed so may be sent again with the same key: it may have run. */
+export const mayRetry = (e) => e instanceof ApiError && (e.status === 0 || e.status === 409 || e.status >= 500);
+
+/**
+ * POST /checkout of `text` (the JSON body) under `key`. A network error or a checkout still
+ * running with this key (409) is retried twice with the same key, so the order is placed once.
+ */
+export async function postCheckout(text, key) {
+  const send = () => request('/checkout', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'Idempotency-Key': key },
+    body: text,
+  });
+  for (const wait of [1000, 2000]) {
+    try {
+      return await send();
+    } catch (e) {
+      if (!(e instanceof ApiError && (e.status === 0 || e.status === 409))) throw e;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+  return send();
+}

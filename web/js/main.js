@@ -1,6 +1,6 @@
 // Wires the storefront together: catalog, cart, checkout, the order and the cluster.
 
-import { getBooks, postCheckout } from './api.js';
+import { getBooks, mayRetry, newIdempotencyKey, postCheckout } from './api.js';
 import { Cart } from './cart.js';
 import { CartView } from './cart-view.js';
 import { CatalogView } from './catalog.js';
@@ -58,18 +58,27 @@ function showHints() {
 form.addEventListener('input', showHints);
 cart.onChange(showHints);
 
+// The checkout last sent without a final answer: pressing "Place order" again on the same cart
+// and form sends it with the same key, so a dropped connection never makes a second order.
+let unanswered = null;
+
 form.addEventListener('submit', async (event) => {
   event.preventDefault();
   const button = document.getElementById('place-order');
   button.disabled = true;
   button.textContent = 'Placing the order…';
+  const text = JSON.stringify(checkoutBody(readForm(form), cart, catalog.byId));
+  const key = unanswered?.text === text ? unanswered.key : newIdempotencyKey();
+  unanswered = { text, key };
   try {
-    const answer = await postCheckout(checkoutBody(readForm(form), cart, catalog.byId));
+    const answer = await postCheckout(text, key);
+    unanswered = null;
     clearMessage('checkout');
     if (answer.status === 'Order Approved') cart.clear();
     orderView.showDecision(answer);
     orderView.focus();
   } catch (e) {
+    if (!mayRetry(e)) unanswered = null;
     showMessage(e.message, 'checkout');
   } finally {
     button.disabled = false;

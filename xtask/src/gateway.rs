@@ -94,7 +94,8 @@ async fn forward(upstream: &Upstream, function: &str, request: Request) -> Respo
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let url = format!("{}/lambda-url/{function}{path}", upstream.watch);
     let mut forwarded = upstream.http.request(parts.method.clone(), url).body(body);
-    for name in [header::CONTENT_TYPE, header::ORIGIN, header::ACCEPT] {
+    let idempotency_key = header::HeaderName::from_static("idempotency-key");
+    for name in [header::CONTENT_TYPE, header::ORIGIN, header::ACCEPT, idempotency_key] {
         if let Some(value) = parts.headers.get(&name) {
             forwarded = forwarded.header(name.as_str(), value.as_bytes());
         }

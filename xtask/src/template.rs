@@ -361,7 +361,7 @@ mod tests {
         assert_eq!(checkout.environment["ORDER_QUEUE_URL"], serde_json::json!({"Ref": "OrderQueue"}));
         assert!(checkout.environment.contains_key("BOOKS_DB_URL"), "globals are merged in");
         let tables: Vec<String> = template.tables().unwrap().into_iter().map(|t| t.logical_id).collect();
-        assert_eq!(tables, ["OrdersTable", "PaymentsTable", "ServiceStateTable"]);
+        assert_eq!(tables, ["IdempotencyTable", "OrdersTable", "PaymentsTable", "ServiceStateTable"]);
         let queues = template.queues();
         let order_queue = queues.iter().find(|q| q.logical_id == "OrderQueue").unwrap();
         let max_receives = &order_queue.properties["RedrivePolicy"]["maxReceiveCount"];

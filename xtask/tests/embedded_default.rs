@@ -38,6 +38,8 @@ async fn checkout_on_the_embedded_default(aws: AwsEmulator) {
     an_approved_order_is_committed_and_its_clocks_capture_the_graph(&client).await;
     each_kind_of_rejection_has_its_reason(&client).await;
     bad_input_gets_its_answer_and_never_a_5xx(&client).await;
+    every_error_of_every_route_is_in_the_error_shape(&client).await;
+    a_retried_or_concurrent_checkout_with_one_key_makes_one_order(&client).await;
     a_service_refuses_an_event_out_of_order(&client).await;
     a_service_clears_only_what_the_final_clock_covers(&client).await;
     concurrent_checkouts_do_not_mix_their_clocks(&client).await;
@@ -48,7 +50,7 @@ async fn checkout_on_the_embedded_default(aws: AwsEmulator) {
 async fn the_stack_matches_the_template(client: &Client) {
     let stack = &client.stack;
     let (dynamodb, sqs) = emulator_clients(&stack.aws_endpoint);
-    for table in ["OrdersTable", "PaymentsTable", "ServiceStateTable"] {
+    for table in ["OrdersTable", "PaymentsTable", "IdempotencyTable", "ServiceStateTable"] {
         assert!(dynamodb.describe_table().table_name(table).send().await.is_ok(), "table {table} exists");
     }
     let queue_url = &stack.resources["OrderQueue"];
@@ -164,6 +166,72 @@ async fn bad_input_gets_its_answer_and_never_a_5xx(client: &Client) {
     assert_eq!(client.checkout(&spaced).await["status"], "Order Approved");
     let (status, _) = client.checkout_raw(json!({}).to_string(), "application/json").await;
     assert_eq!(status, 200, "an empty body is a checkout to reject, not an error");
+}
+
+async fn every_error_of_every_route_is_in_the_error_shape(client: &Client) {
+    let http = &client.http;
+    let url = &client.stack.gateway_url;
+    let cases = [
+        (reqwest::Method::DELETE, "/checkout", 405, "method_not_allowed"),
+        (reqwest::Method::POST, "/books", 405, "method_not_allowed"),
+        (reqwest::Method::GET, "/orders/%00%ff", 400, "invalid_order_id"),
+        (reqwest::Method::GET, "/orders/no-such-order", 404, "not_found"),
+        (reqwest::Method::PUT, "/nowhere", 404, "not_found"),
+    ];
+    for (method, path, status, code) in cases {
+        let answer = http.request(method.clone(), format!("{url}{path}")).send().await.unwrap();
+        let got = answer.status().as_u16();
+        let body: Value = answer.json().await.unwrap_or(Value::Null);
+        assert_eq!((got, &body["error"]["code"]), (status, &json!(code)), "{method} {path}: {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{method} {path}: {body}");
+    }
+}
+
+/// POST /checkout of `body` with `Idempotency-Key: key`: status, whether it was replayed, answer.
+async fn keyed_checkout(client: &Client, key: &str, body: &Value) -> (u16, bool, Value) {
+    let answer = client
+        .http
+        .post(format!("{}/checkout", client.stack.gateway_url))
+        .header("idempotency-key", key)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let replayed = answer.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
+    (answer.status().as_u16(), replayed, answer.json().await.unwrap_or(Value::Null))
+}
+
+async fn a_retried_or_concurrent_checkout_with_one_key_makes_one_order(client: &Client) {
+    let body = order(json!({"userComment": "placed once"}));
+    let key = "retry-key".to_string();
+    let (status, replayed, first) = keyed_checkout(client, &key, &body).await;
+    assert_eq!((status, replayed, &first["status"]), (200, false, &json!("Order Approved")), "{first}");
+    let (status, replayed, again) = keyed_checkout(client, &key, &body).await;
+    assert_eq!((status, replayed), (200, true), "{again}");
+    assert_eq!(again, first, "the retry gets the first answer: the same order");
+    let other = order(json!({"userComment": "another order"}));
+    let (status, _, reused) = keyed_checkout(client, &key, &other).await;
+    assert_eq!((status, &reused["error"]["code"]), (422, &json!("idempotency_key_reused")), "{reused}");
+
+    // Two at the same moment: one runs, the other waits its turn (409) and then gets its answer.
+    let key = "concurrent-key".to_string();
+    let (one, two) = tokio::join!(keyed_checkout(client, &key, &body), keyed_checkout(client, &key, &body));
+    let mut order_ids = Vec::new();
+    for (status, _, mut answer) in [one, two] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut status = status;
+        while status == 409 {
+            assert_eq!(answer["error"]["code"], "idempotency_key_in_progress", "{answer}");
+            assert!(std::time::Instant::now() < deadline, "the key's first checkout never answered");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            (status, _, answer) = keyed_checkout(client, &key, &body).await;
+        }
+        assert_eq!(status, 200, "{answer}");
+        order_ids.push(answer["orderId"].as_str().unwrap().to_string());
+    }
+    assert_eq!(order_ids[0], order_ids[1], "one order for one key");
+    let executed = client.wait_until_executed(&order_ids[0]).await;
+    assert_eq!(executed["status"], "committed", "{executed}");
 }
 
 async fn a_service_refuses_an_event_out_of_order(client: &Client) {

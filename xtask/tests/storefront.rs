@@ -278,7 +278,19 @@ async fn the_pages_logic_in_chromium() {
               cart.add('emma');
               cart.set('emma', 0);
               const prices = new Map([['dune', { price: 12.99 }]]);
+              // A checkout whose connection drops once: sent again, with the same key.
+              const api = await import('/js/api.js');
+              const keysSent = [];
+              const realFetch = window.fetch;
+              let drops = 1;
+              window.fetch = async (url, options) => {
+                keysSent.push(options.headers['Idempotency-Key']);
+                if (drops-- > 0) throw new TypeError('Failed to fetch');
+                return new Response('{"orderId":"o-1","status":"Order Approved"}', { status: 200 });
+              };
+              const placed = await api.postCheckout('{}', 'key-1').finally(() => { window.fetch = realFetch; });
               done({
+                retry: { keysSent, orderId: placed.orderId, fresh: [api.newIdempotencyKey(), api.newIdempotencyKey()] },
                 full: summary(graph),
                 rejected,
                 concurrent: [spacetime.happenedBefore(graph[1].vectorClock, graph[2].vectorClock, ['tv-a', 'tv-b']),
@@ -317,6 +329,12 @@ async fn the_pages_logic_in_chromium() {
     assert_eq!(results["rejected"]["arrows"], json!(["ac"]), "{}", results["rejected"]);
     assert_eq!(results["rejected"]["columns"], json!({"a": 0, "b": 0, "c": 1}));
     assert_eq!(results["concurrent"], json!([false, false]), "a and b are concurrent");
+    let retry = &results["retry"];
+    assert_eq!(retry["keysSent"], json!(["key-1", "key-1"]), "a retry after a network error reuses the key");
+    assert_eq!(retry["orderId"], "o-1");
+    let fresh: Vec<&str> = retry["fresh"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(fresh.iter().all(|k| k.len() == 32 && k.bytes().all(|b| b.is_ascii_hexdigit())), "{fresh:?}");
+    assert_ne!(fresh[0], fresh[1], "a new key per order");
 
     let bad = &results["bad"];
     for field in ["contact", "cardNumber", "cvv", "terms", "cart"] {

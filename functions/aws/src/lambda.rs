@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use bookstore_domain::events::Service;
@@ -98,11 +98,14 @@ pub fn http_router(routes: Router, usage: &'static str) -> Router {
         .layer(cors())
 }
 
+/// The header a checkout's retries carry (see `bookstore_domain::idempotency`).
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::any())
         .allow_methods(AllowMethods::list([Method::GET, Method::POST, Method::OPTIONS]))
-        .allow_headers(AllowHeaders::list([header::CONTENT_TYPE]))
+        .allow_headers(AllowHeaders::list([header::CONTENT_TYPE, HeaderName::from_static(IDEMPOTENCY_KEY)]))
 }
 
 /// A JSON answer (CORS is the router's layer).
@@ -113,7 +116,12 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
 
 /// `{"error": {"code", "message"}}` with `status`.
 pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    json_response(status, &serde_json::json!({ "error": { "code": code, "message": message } }))
+    json_response(status, &error_body(code, message))
+}
+
+/// `{"error": {"code", "message"}}`: every error answer's body.
+pub fn error_body(code: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({ "error": { "code": code, "message": message } })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! | `LAMBDA_ENDPOINT_URL` | the Lambda API, where the functions invoke each other | the AWS endpoint |
 //! | `SERVICE_STATE_TABLE` | the services' per-order state | `bookstore-service-state` |
 //! | `ORDERS_TABLE` | the orders | `bookstore-orders` |
+//! | `IDEMPOTENCY_TABLE` | the checkout's `Idempotency-Key`s and their answers | `bookstore-idempotency` |
 //! | `ORDER_QUEUE_URL` | the order queue | required (not empty) by checkout and order-executor |
 //! | `DEAD_LETTER_QUEUE_URL` | where the order queue's undeliverable messages go (shown by `GET /status`) | — |
 //! | `TRANSACTION_VERIFICATION_FUNCTION`, `FRAUD_DETECTION_FUNCTION`, `SUGGESTIONS_FUNCTION` | the services' function names | `transaction-verification`, … |
@@ -26,6 +27,7 @@ mod books;
 mod clock;
 mod config;
 mod executor;
+mod idempotency;
 mod invoke;
 mod lambda;
 mod orders;
@@ -40,11 +42,15 @@ mod table;
 pub mod testing;
 
 pub use books::BooksDbCatalog;
-pub use clock::{SystemClock, now_rfc3339};
+pub use clock::{SystemClock, now_rfc3339, unix_seconds};
 pub use config::{http_client, lambda_client, sdk_config};
 pub use executor::{DeliverySettings, EmulatedFaults, RetryQueue, execute_batch};
+pub use idempotency::DynamoIdempotency;
 pub use invoke::LambdaServices;
-pub use lambda::{error_response, http_router, json_response, route_with_stage, serve_http, serve_service};
+pub use lambda::{
+    IDEMPOTENCY_KEY, error_body, error_response, http_router, json_response, route_with_stage, serve_http,
+    serve_service,
+};
 pub use orders::DynamoOrders;
 pub use payments::{DynamoPayments, LambdaPayment};
 pub use queue::SqsOrderQueue;

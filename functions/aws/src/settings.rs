@@ -9,6 +9,7 @@ use clap::{Args, Parser};
 
 pub const DEFAULT_BOOKS_DB_URL: &str = "http://127.0.0.1:7001";
 pub const DEFAULT_ORDERS_TABLE: &str = "bookstore-orders";
+pub const DEFAULT_IDEMPOTENCY_TABLE: &str = "bookstore-idempotency";
 pub const DEFAULT_SERVICE_STATE_TABLE: &str = "bookstore-service-state";
 pub const DEFAULT_PAYMENTS_TABLE: &str = "bookstore-payments";
 pub const DEFAULT_TRANSACTION_VERIFICATION_FUNCTION: &str = "transaction-verification";
@@ -103,6 +104,12 @@ pub struct BooksDbSettings {
 pub struct OrdersTableSettings {
     #[arg(long, env = "ORDERS_TABLE", default_value = DEFAULT_ORDERS_TABLE, value_parser = or_default(DEFAULT_ORDERS_TABLE))]
     pub orders_table: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IdempotencySettings {
+    #[arg(long, env = "IDEMPOTENCY_TABLE", default_value = DEFAULT_IDEMPOTENCY_TABLE, value_parser = or_default(DEFAULT_IDEMPOTENCY_TABLE))]
+    pub idempotency_table: String,
 }
 
 #[derive(Debug, Clone, Args)]

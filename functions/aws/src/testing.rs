@@ -26,6 +26,11 @@ impl Answer {
 /// Sends `method path` with `body` to `router`, without a network.
 pub async fn send(router: Router, method: Method, path: &str, body: impl Into<Body>) -> Answer {
     let request = Request::builder().method(method).uri(path).body(body.into()).expect("a valid request");
+    send_request(router, request).await
+}
+
+/// Sends `request` (headers and all) to `router`, without a network.
+pub async fn send_request(router: Router, request: Request<Body>) -> Answer {
     let response = router.oneshot(request).await.unwrap_or_else(|never| match never {});
     let (parts, body) = response.into_parts();
     let bytes = to_bytes(body, usize::MAX).await.expect("the whole body");

@@ -9,18 +9,19 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use books_db_client::BooksDb;
 use bookstore_aws::settings::{
-    self, AwsSettings, BooksDbSettings, OrderQueueSettings, OrdersTableSettings, ServiceFunctions,
+    self, AwsSettings, BooksDbSettings, IdempotencySettings, OrderQueueSettings, OrdersTableSettings, ServiceFunctions,
 };
 use bookstore_aws::{
-    BooksDbCatalog, DynamoOrders, LambdaServices, SqsOrderQueue, error_response, http_router, json_response,
-    lambda_client, now_rfc3339, route_with_stage, sdk_config, serve_http,
+    BooksDbCatalog, DynamoIdempotency, DynamoOrders, IDEMPOTENCY_KEY, LambdaServices, SqsOrderQueue, error_body,
+    error_response, http_router, lambda_client, now_rfc3339, route_with_stage, sdk_config, serve_http, unix_seconds,
 };
+use bookstore_domain::idempotency::{IdempotencyKey, IdempotencyStore, Keyed, StoredAnswer, fingerprint, run_once};
 use bookstore_domain::orchestrator::{
     CatalogSource, CheckoutError, Dependencies, OrderQueue, OrderStore, ServiceClient, checkout,
 };
@@ -39,15 +40,18 @@ struct Settings {
     #[command(flatten)]
     queue: OrderQueueSettings,
     #[command(flatten)]
+    idempotency: IdempotencySettings,
+    #[command(flatten)]
     functions: ServiceFunctions,
 }
 
-/// The orchestrator's ports, each timed for `Server-Timing`.
-struct Checkout<S, O, Q, C> {
+/// The orchestrator's ports, each timed for `Server-Timing`, and the idempotency keys.
+struct Checkout<S, O, Q, C, K> {
     services: Timed<S>,
     orders: Timed<O>,
     queue: Timed<Q>,
     catalog: Timed<C>,
+    keys: K,
 }
 
 // One thread: an instance runs one invocation at a time (or a few, all waiting on I/O), and
@@ -58,35 +62,41 @@ async fn main() -> Result<(), lambda_http::Error> {
     let settings: Settings = settings::load()?;
     let config = sdk_config(&settings.aws).await;
     let lambda = lambda_client(&config, &settings.aws);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     let catalog = BooksDbCatalog::new(BooksDb::from_url_list(&settings.books_db.books_db_url)?);
     if let Err(e) = catalog.seed_if_empty().await {
         tracing::warn!(error = %e, "could not check the catalog");
     }
     let app = Checkout {
         services: Timed(LambdaServices::new(lambda, settings.functions)),
-        orders: Timed(DynamoOrders::new(aws_sdk_dynamodb::Client::new(&config), settings.orders.orders_table)),
+        orders: Timed(DynamoOrders::new(dynamodb.clone(), settings.orders.orders_table)),
         queue: Timed(SqsOrderQueue::new(aws_sdk_sqs::Client::new(&config), settings.queue.order_queue_url)),
         catalog: Timed(catalog),
+        keys: DynamoIdempotency::new(dynamodb, settings.idempotency.idempotency_table),
     };
     serve_http(router(Arc::new(app))).await
 }
 
-fn router<S, O, Q, C>(app: Arc<Checkout<S, O, Q, C>>) -> Router
+fn router<S, O, Q, C, K>(app: Arc<Checkout<S, O, Q, C, K>>) -> Router
 where
     S: ServiceClient + 'static,
     O: OrderStore + 'static,
     Q: OrderQueue + 'static,
     C: CatalogSource + 'static,
+    K: IdempotencyStore + 'static,
 {
-    let routes = route_with_stage(Router::new(), "/checkout", post(handle::<S, O, Q, C>)).with_state(app);
+    let routes = route_with_stage(Router::new(), "/checkout", post(handle::<S, O, Q, C, K>)).with_state(app);
     // Outermost, so that every answer (preflight and errors too) carries the header, as before.
     http_router(routes, "use POST /checkout").layer(middleware::from_fn(server_timing))
 }
 
+type Shared<S, O, Q, C, K> = Arc<Checkout<S, O, Q, C, K>>;
+
 // The body is taken as bytes: it is JSON whatever the Content-Type says (browsers posting
 // without headers send text/plain).
-async fn handle<S, O, Q, C>(
-    State(app): State<Arc<Checkout<S, O, Q, C>>>,
+async fn handle<S, O, Q, C, K>(
+    State(app): State<Shared<S, O, Q, C, K>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response
 where
@@ -94,6 +104,7 @@ where
     O: OrderStore,
     Q: OrderQueue,
     C: CatalogSource,
+    K: IdempotencyStore,
 {
     let body = match body {
         Ok(body) => body,
@@ -102,20 +113,69 @@ where
             return error_response(e.status(), "invalid_body", "the request body could not be read");
         }
     };
+    let Some(key) = headers.get(IDEMPOTENCY_KEY) else {
+        return stored_response(run_checkout(&app, &body).await, false);
+    };
+    let key = match IdempotencyKey::parse(key.as_bytes()) {
+        Ok(key) => key,
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, "invalid_idempotency_key", &e.to_string()),
+    };
+    let once = run_once(&app.keys, &key, &fingerprint(&body), unix_seconds(), || run_checkout(&app, &body)).await;
+    match once {
+        Ok(Keyed::Ran(answer)) => stored_response(answer, false),
+        Ok(Keyed::Replayed(answer)) => stored_response(answer, true),
+        Ok(Keyed::Reused) => error_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with another body; use a new key for a new order",
+        ),
+        Ok(Keyed::InProgress) => error_response(
+            StatusCode::CONFLICT,
+            "idempotency_key_in_progress",
+            "a checkout with this Idempotency-Key is still running; retry in a moment",
+        ),
+        Err(e) => {
+            tracing::error!(key = key.as_str(), error = %e, "the idempotency key could not be claimed");
+            error_response(StatusCode::SERVICE_UNAVAILABLE, "unavailable", UNAVAILABLE)
+        }
+    }
+}
+
+const UNAVAILABLE: &str = "the checkout is unavailable; try again";
+
+/// Runs the checkout of `body` under a new order id: its answer, as it is sent and kept.
+async fn run_checkout<S, O, Q, C, K>(app: &Checkout<S, O, Q, C, K>, body: &[u8]) -> StoredAnswer
+where
+    S: ServiceClient,
+    O: OrderStore,
+    Q: OrderQueue,
+    C: CatalogSource,
+{
     let deps = Dependencies { services: &app.services, orders: &app.orders, queue: &app.queue, catalog: &app.catalog };
     let order_id = uuid::Uuid::new_v4().to_string();
-    match checkout(&deps, order_id.clone(), &now_rfc3339(), &body).await {
-        Ok(response) => json_response(StatusCode::OK, &response),
+    let (status, body) = match checkout(&deps, order_id.clone(), &now_rfc3339(), body).await {
+        Ok(response) => (StatusCode::OK, serde_json::to_string(&response).unwrap_or_else(|_| "{}".into())),
         Err(CheckoutError::Body(e)) => {
             let status =
                 if e.code() == "body_too_large" { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
-            error_response(status, e.code(), &e.to_string())
+            (status, error_body(e.code(), &e.to_string()).to_string())
         }
         Err(CheckoutError::Unavailable(e)) => {
             tracing::error!(order_id, error = %e, "checkout failed");
-            error_response(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the checkout is unavailable; try again")
+            (StatusCode::SERVICE_UNAVAILABLE, error_body("unavailable", UNAVAILABLE).to_string())
         }
+    };
+    StoredAnswer { status: status.as_u16(), body }
+}
+
+/// A kept answer as sent; a replayed one says so (`Idempotent-Replayed: true`).
+fn stored_response(answer: StoredAnswer, replayed: bool) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], answer.body).into_response();
+    if replayed {
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
+    response
 }
 
 #[cfg(test)]
@@ -123,12 +183,14 @@ mod tests {
     use std::sync::Mutex;
 
     use axum::http::Method;
-    use bookstore_aws::testing::{Answer, send};
+    use bookstore_aws::testing::{Answer, send, send_request};
     use bookstore_domain::catalog::{Book, default_catalog};
     use bookstore_domain::events::Service;
+    use bookstore_domain::idempotency::{Claim, IdempotencyKey};
     use bookstore_domain::orchestrator::OrderRecord;
     use bookstore_domain::order::OrderStatus;
     use bookstore_domain::service::{ServiceRequest, ServiceResponse, Unavailable};
+    use bookstore_domain::testing::MemoryKeys;
 
     use super::*;
 
@@ -172,14 +234,29 @@ mod tests {
         }
     }
 
-    async fn post(method: Method, path: &str, body: impl Into<axum::body::Body>) -> Answer {
-        let app = Checkout {
+    type TestCheckout = Checkout<Down, Orders, Queue, Catalog, MemoryKeys>;
+
+    fn app() -> Arc<TestCheckout> {
+        Arc::new(Checkout {
             services: Timed(Down),
             orders: Timed(Orders::default()),
             queue: Timed(Queue),
             catalog: Timed(Catalog(default_catalog().unwrap())),
-        };
-        send(router(Arc::new(app)), method, path, body).await
+            keys: MemoryKeys::default(),
+        })
+    }
+
+    async fn post(method: Method, path: &str, body: impl Into<axum::body::Body>) -> Answer {
+        send(router(app()), method, path, body).await
+    }
+
+    /// `POST /checkout` of `body` with `Idempotency-Key: key` to `app`.
+    async fn post_keyed(app: &Arc<TestCheckout>, key: &[u8], body: &'static str) -> Answer {
+        let request = axum::http::Request::post("/checkout")
+            .header(IDEMPOTENCY_KEY, HeaderValue::from_bytes(key).unwrap())
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        send_request(router(app.clone()), request).await
     }
 
     fn assert_timed(answer: &Answer) {
@@ -236,5 +313,42 @@ mod tests {
         assert!(answer.status.is_success(), "{}", answer.status);
         assert_eq!(answer.header("access-control-allow-methods"), Some("GET,POST,OPTIONS"));
         assert_timed(&answer);
+    }
+
+    #[tokio::test]
+    async fn a_keyed_retry_gets_the_first_answer_and_another_body_is_refused() {
+        let app = app();
+        let first = post_keyed(&app, b"key-1", "{not json").await;
+        assert_eq!((first.status, &first.body["error"]["code"]), (StatusCode::BAD_REQUEST, &"invalid_json".into()));
+        assert_eq!(first.header("idempotent-replayed"), None);
+        let retry = post_keyed(&app, b"key-1", "{not json").await;
+        assert_eq!((retry.status, &retry.body), (first.status, &first.body));
+        assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+        assert_timed(&retry);
+        let other = post_keyed(&app, b"key-1", "{}").await;
+        assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(other.body["error"]["code"], "idempotency_key_reused");
+    }
+
+    #[tokio::test]
+    async fn a_5xx_is_not_kept_a_running_key_is_a_409_and_a_bad_key_a_400() {
+        let app = app();
+        let body = r#"{"items": [{"name": "Dune", "quantity": 1}]}"#;
+        for _ in 0..2 {
+            let answer = post_keyed(&app, b"key-2", body).await;
+            assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(answer.header("idempotent-replayed"), None, "a failed checkout runs again");
+        }
+        let key = IdempotencyKey::parse(b"key-3").unwrap();
+        let print = fingerprint(body.as_bytes());
+        assert_eq!(app.keys.claim(&key, &print, unix_seconds()).await.unwrap(), Claim::Won);
+        let meanwhile = post_keyed(&app, b"key-3", body).await;
+        assert_eq!(meanwhile.status, StatusCode::CONFLICT);
+        assert_eq!(meanwhile.body["error"]["code"], "idempotency_key_in_progress");
+        for bad in [&b"caf\xc3\xa9"[..], &[b'k'; 256]] {
+            let answer = post_keyed(&app, bad, body).await;
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+            assert_eq!(answer.body["error"]["code"], "invalid_idempotency_key");
+        }
     }
 }

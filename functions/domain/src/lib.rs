@@ -7,6 +7,7 @@
 //! - [`verification`]: transaction verification's checks (events a, b, c)
 //! - [`checks`]: each service's checks as the service module runs them
 //! - [`clock`]: where "now" comes from, asked on every use
+//! - [`idempotency`]: one checkout per `Idempotency-Key`, its answer replayed to retries
 //! - [`orchestrator`]: the checkout: the event graph across the services, the decision, the order
 //! - [`order`]: an order's states and the transitions between them
 //! - [`execution`]: the order executor: a two-phase commit across stock and payment, exactly once
@@ -23,10 +24,13 @@ pub mod clock;
 pub mod events;
 pub mod execution;
 pub mod fraud;
+pub mod idempotency;
 pub mod orchestrator;
 pub mod order;
 pub mod payment;
 pub mod service;
 pub mod suggestions;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod vector_clock;
 pub mod verification;
