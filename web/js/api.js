@@ -55,7 +55,8 @@ export const mayRetry = (e) => e instanceof ApiError && (e.status === 0 || e.sta
 
 /**
  * POST /checkout of `text` (the JSON body) under `key`. A network error or a checkout still
- * running with this key (409) is retried twice with the same key, so the order is placed once.
+ * running with this key (409) is retried with the same key for 15 s (the checkout function's
+ * timeout), so the order is placed once.
  */
 export async function postCheckout(text, key) {
   const send = () => request('/checkout', {
@@ -63,7 +64,7 @@ export async function postCheckout(text, key) {
     headers: { 'Content-Type': 'application/json', 'Idempotency-Key': key },
     body: text,
   });
-  for (const wait of [1000, 2000]) {
+  for (const wait of [1000, 2000, 4000, 8000]) {
     try {
       return await send();
     } catch (e) {

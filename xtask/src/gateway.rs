@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
 
+use crate::rate_limit::{self, CheckoutLimit};
 use crate::template::Route;
 
 /// Largest request body the gateway passes on (API Gateway's limit is 10 MiB).
@@ -22,9 +23,14 @@ struct Upstream {
     watch: String,
 }
 
+/// The route whose requests `limit` counts.
+const LIMITED_PATH: &str = "/checkout";
+
 /// Routes `(route, function binary)` to the functions; a known path with another method is a
-/// JSON 405, anything else that is not a file of `web/` a JSON 404.
-pub fn router(routes: &[(Route, String)], watch: String) -> anyhow::Result<Router> {
+/// JSON 405, anything else that is not a file of `web/` a JSON 404. With `limit`, POSTs to
+/// `/checkout` beyond it are a 429 (serve with `into_make_service_with_connect_info`, so that
+/// each client address is counted alone).
+pub fn router(routes: &[(Route, String)], watch: String, limit: Option<CheckoutLimit>) -> anyhow::Result<Router> {
     let upstream = Arc::new(Upstream { http: reqwest::Client::builder().no_proxy().build()?, watch });
     // One method router per path, so that each has the one 405 fallback.
     let mut paths: BTreeMap<&str, MethodRouter<Arc<Upstream>>> = BTreeMap::new();
@@ -44,14 +50,15 @@ pub fn router(routes: &[(Route, String)], watch: String) -> anyhow::Result<Route
         let allowed: Vec<&str> =
             routes.iter().filter(|(r, _)| r.path == path).map(|(r, _)| r.method.as_str()).collect();
         let usage = format!("{path} takes {}", allowed.join(", "));
+        let mut methods = methods.fallback(move || {
+            let usage = usage.clone();
+            async move { error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &usage) }
+        });
+        if let Some(limit) = limit.as_ref().filter(|_| path == LIMITED_PATH) {
+            methods = methods.layer(axum::middleware::from_fn_with_state(limit.clone(), rate_limit::limit));
+        }
         // API Gateway's `{orderId}` is axum's path syntax too.
-        router = router.route(
-            path,
-            methods.fallback(move || {
-                let usage = usage.clone();
-                async move { error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &usage) }
-            }),
-        );
+        router = router.route(path, methods);
     }
     let web = crate::workspace_root().join("web");
     // Anything else that is not a file of web/ (a POST to an unknown path too) is a JSON 404.
@@ -130,7 +137,7 @@ fn unreachable_function(function: &str, cause: &reqwest::Error) -> Response {
     error(StatusCode::BAD_GATEWAY, "function_unreachable", "the service did not answer; try again")
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::json!({ "error": { "code": code, "message": message } });
     (
         status,
@@ -147,7 +154,7 @@ mod tests {
     use super::*;
 
     /// The gateway on a free port, its functions' endpoint closed; its URL.
-    async fn serve(routes: &[(&str, &str, &str)]) -> String {
+    async fn serve(routes: &[(&str, &str, &str)], limit: Option<CheckoutLimit>) -> String {
         let routes: Vec<(Route, String)> = routes
             .iter()
             .map(|(method, path, function)| {
@@ -157,10 +164,11 @@ mod tests {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
         let watch = format!("http://{}", closed.local_addr().expect("its address"));
         drop(closed);
-        let router = router(&routes, watch).expect("the gateway's router");
+        let router = router(&routes, watch, limit).expect("the gateway's router");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let url = format!("http://{}", listener.local_addr().expect("its address"));
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, service).await });
         url
     }
 
@@ -173,7 +181,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_error_of_the_gateway_itself_is_in_the_error_shape_and_names_nothing_internal() {
-        let url = serve(&[("POST", "/checkout", "checkout"), ("OPTIONS", "/checkout", "checkout")]).await;
+        let url = serve(&[("POST", "/checkout", "checkout"), ("OPTIONS", "/checkout", "checkout")], None).await;
         let (status, body) = call(reqwest::Method::DELETE, format!("{url}/checkout")).await;
         assert_eq!((status, &body["error"]["code"]), (405, &Value::from("method_not_allowed")), "{body}");
         assert_eq!(body["error"]["message"], "/checkout takes POST, OPTIONS");
@@ -182,5 +190,30 @@ mod tests {
         let (status, body) = call(reqwest::Method::POST, format!("{url}/checkout")).await;
         assert_eq!((status, &body["error"]["code"]), (502, &Value::from("function_unreachable")), "{body}");
         assert!(!body.to_string().contains("127.0.0.1"), "no address in an answer: {body}");
+    }
+
+    #[tokio::test]
+    async fn checkouts_past_the_limit_are_a_429_and_other_routes_are_not_counted() {
+        let routes =
+            [("POST", "/checkout", "checkout"), ("OPTIONS", "/checkout", "checkout"), ("GET", "/books", "catalog")];
+        let limit = CheckoutLimit::per_minute(std::num::NonZeroU32::new(3).expect("not zero"));
+        let url = serve(&routes, Some(limit)).await;
+        for _ in 0..5 {
+            let (status, _) = call(reqwest::Method::GET, format!("{url}/books")).await;
+            assert_eq!(status, 502, "reads are not limited");
+        }
+        for _ in 0..3 {
+            let (status, body) = call(reqwest::Method::POST, format!("{url}/checkout")).await;
+            assert_eq!(status, 502, "within the limit the checkout reaches its function: {body}");
+        }
+        let http = reqwest::Client::builder().no_proxy().build().expect("a client");
+        let answer = http.post(format!("{url}/checkout")).send().await.expect("the gateway answers");
+        assert_eq!(answer.status().as_u16(), 429);
+        let wait: u64 = answer.headers()["retry-after"].to_str().expect("text").parse().expect("seconds");
+        assert!((1..=20).contains(&wait), "one checkout's share of a minute: {wait}");
+        let body: Value = answer.json().await.expect("a JSON body");
+        assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+        let (status, _) = call(reqwest::Method::OPTIONS, format!("{url}/checkout")).await;
+        assert_ne!(status, 429, "a preflight is not a checkout");
     }
 }

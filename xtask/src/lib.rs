@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod images;
 pub mod nemesis;
 pub mod poller;
+pub mod rate_limit;
 pub mod recovery;
 pub mod redrive;
 pub mod sam_local;

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use crate::data_dir::DataDir;
 use crate::emulator::{REGION, emulator_clients};
 use crate::functions::{self, WATCH};
 use crate::poller::QueuePoller;
+use crate::rate_limit::CheckoutLimit;
 use crate::sam_local::SamLocal;
 use crate::supervisor::{Processes, Stop, spawn_logged};
 use crate::template::{FunctionSpec, Resolver, Route, Template};
@@ -47,6 +49,9 @@ pub struct StackOptions {
     pub release: bool,
     /// Values for the template's parameters, over their defaults.
     pub parameters: Vec<(String, String)>,
+    /// Checkouts a minute the gateway takes from one client address; `None` takes all (tests
+    /// and benchmarks send many from one).
+    pub checkout_limit: Option<NonZeroU32>,
     /// Serve `sam local` too: relay the services onto Docker's bridge and write the SAM CLI's
     /// `--env-vars` file (see [`crate::sam_local`]). Needs a Docker engine.
     pub sam_local: bool,
@@ -65,6 +70,7 @@ impl StackOptions {
             data_dir: None,
             release: false,
             parameters: Vec::new(),
+            checkout_limit: None,
             sam_local: false,
         }
     }
@@ -130,7 +136,8 @@ impl Stack {
         let watch = functions::watch_command(&venv, watch_addr.port(), options.release, &env_file);
         processes.push(WATCH, spawn_logged(watch, &data_dir.logs.join("cargo-lambda-watch.log"))?, Stop::Kill);
 
-        let (gateway_url, gateway) = serve_gateway(&functions, options.gateway_port, &watch_url).await?;
+        let (gateway_url, gateway) =
+            serve_gateway(&functions, options.gateway_port, &watch_url, options.checkout_limit).await?;
         let (_, sqs) = emulator_clients(&aws_endpoint);
         let mappings = QueuePoller::for_functions(&functions, &resources, &resolver, &sqs, &watch_url)?;
         let mut stack = Stack {
@@ -259,14 +266,18 @@ async fn serve_gateway(
     functions: &[FunctionSpec],
     port: u16,
     watch_url: &str,
+    checkout_limit: Option<NonZeroU32>,
 ) -> Result<(String, tokio::task::JoinHandle<()>)> {
     let routes: Vec<(Route, String)> =
         functions.iter().flat_map(|f| f.routes.iter().map(|r| (r.clone(), f.binary.clone()))).collect();
     let listener = tokio::net::TcpListener::bind(addr(port)?).await.context("binding the gateway")?;
     let url = format!("http://{}", listener.local_addr()?);
-    let router = crate::gateway::router(&routes, watch_url.to_string())?;
+    let limit = checkout_limit.map(CheckoutLimit::per_minute);
+    let router = crate::gateway::router(&routes, watch_url.to_string(), limit)?;
+    // Each client's address, for the checkout limit.
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+        if let Err(e) = axum::serve(listener, service).await {
             eprintln!("gateway stopped: {e}");
         }
     });

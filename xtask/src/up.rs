@@ -45,6 +45,9 @@ pub struct Up {
     /// (the course used 0.5). Off by default.
     #[arg(long, env = "EXECUTOR_FAILURE_RATE")]
     executor_failure_rate: Option<String>,
+    /// Checkouts a minute the gateway takes from one client address (then a 429); 0 takes all.
+    #[arg(long, env = "BOOKSTORE_CHECKOUT_LIMIT", default_value_t = crate::rate_limit::DEFAULT_CHECKOUTS_PER_MINUTE)]
+    checkout_limit: u32,
 }
 
 pub fn run(options: Up) -> Result<()> {
@@ -82,6 +85,7 @@ pub fn run(options: Up) -> Result<()> {
             .into_iter()
             .filter_map(|(name, value)| Some((name.to_string(), value?)))
             .collect(),
+            checkout_limit: std::num::NonZeroU32::new(options.checkout_limit),
             // Wherever there is a Docker engine, `sam local` can run the functions against
             // this stack.
             sam_local: crate::sam_local::available(),

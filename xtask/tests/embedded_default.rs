@@ -77,6 +77,7 @@ async fn the_stack_matches_the_template(client: &Client) {
     let books = books.as_array().expect("an array of books");
     assert!(books.len() >= 50, "{} books", books.len());
     assert!(books.iter().all(|b| b["bookId"].is_string() && b["stock"].is_u64() && b["price"].is_number()));
+    assert!(books.iter().any(|b| b["stock"].as_u64() > Some(0)), "the live stock is listed, not zeros");
     let (status, answer) = client.get("/nowhere").await;
     assert_eq!((status, &answer["error"]["code"]), (404, &json!("not_found")));
 }

@@ -235,7 +235,7 @@ async fn the_pages_logic_in_chromium() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let origin = format!("http://{}", listener.local_addr().unwrap());
     // Only web/: no routes, and no functions behind them.
-    let router = xtask::gateway::router(&[], "http://127.0.0.1:9".into()).unwrap();
+    let router = xtask::gateway::router(&[], "http://127.0.0.1:9".into(), None).unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
     let browser = Browser::start(logs.path()).await;
     let page = &browser.client;

@@ -101,11 +101,15 @@ pub fn http_router(routes: Router, usage: &'static str) -> Router {
 /// The header a checkout's retries carry (see `bookstore_domain::idempotency`).
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
+/// Set on an answer replayed to a retry.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
 fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::any())
         .allow_methods(AllowMethods::list([Method::GET, Method::POST, Method::OPTIONS]))
         .allow_headers(AllowHeaders::list([header::CONTENT_TYPE, HeaderName::from_static(IDEMPOTENCY_KEY)]))
+        .expose_headers([HeaderName::from_static(IDEMPOTENT_REPLAYED)])
 }
 
 /// A JSON answer (CORS is the router's layer).
@@ -194,7 +198,7 @@ mod tests {
             assert!(answer.status.is_success(), "{path}: {}", answer.status);
             assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
             assert_eq!(answer.header("access-control-allow-methods"), Some("GET,POST,OPTIONS"));
-            assert_eq!(answer.header("access-control-allow-headers"), Some("content-type"));
+            assert_eq!(answer.header("access-control-allow-headers"), Some("content-type,idempotency-key"));
         }
     }
 

@@ -48,8 +48,8 @@ pub use executor::{DeliverySettings, EmulatedFaults, RetryQueue, execute_batch};
 pub use idempotency::DynamoIdempotency;
 pub use invoke::LambdaServices;
 pub use lambda::{
-    IDEMPOTENCY_KEY, error_body, error_response, http_router, json_response, route_with_stage, serve_http,
-    serve_service,
+    IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, error_body, error_response, http_router, json_response, route_with_stage,
+    serve_http, serve_service,
 };
 pub use orders::DynamoOrders;
 pub use payments::{DynamoPayments, LambdaPayment};

@@ -18,8 +18,9 @@ use bookstore_aws::settings::{
     self, AwsSettings, BooksDbSettings, IdempotencySettings, OrderQueueSettings, OrdersTableSettings, ServiceFunctions,
 };
 use bookstore_aws::{
-    BooksDbCatalog, DynamoIdempotency, DynamoOrders, IDEMPOTENCY_KEY, LambdaServices, SqsOrderQueue, error_body,
-    error_response, http_router, lambda_client, now_rfc3339, route_with_stage, sdk_config, serve_http, unix_seconds,
+    BooksDbCatalog, DynamoIdempotency, DynamoOrders, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, LambdaServices,
+    SqsOrderQueue, error_body, error_response, http_router, lambda_client, now_rfc3339, route_with_stage, sdk_config,
+    serve_http, unix_seconds,
 };
 use bookstore_domain::idempotency::{IdempotencyKey, IdempotencyStore, Keyed, StoredAnswer, fingerprint, run_once};
 use bookstore_domain::orchestrator::{
@@ -173,7 +174,7 @@ fn stored_response(answer: StoredAnswer, replayed: bool) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, [(header::CONTENT_TYPE, "application/json")], answer.body).into_response();
     if replayed {
-        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
     response
 }
@@ -324,6 +325,7 @@ mod tests {
         let retry = post_keyed(&app, b"key-1", "{not json").await;
         assert_eq!((retry.status, &retry.body), (first.status, &first.body));
         assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+        assert_eq!(retry.header("access-control-expose-headers"), Some("idempotent-replayed"), "readable cross-origin");
         assert_timed(&retry);
         let other = post_keyed(&app, b"key-1", "{}").await;
         assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -341,7 +343,7 @@ mod tests {
         }
         let key = IdempotencyKey::parse(b"key-3").unwrap();
         let print = fingerprint(body.as_bytes());
-        assert_eq!(app.keys.claim(&key, &print, unix_seconds()).await.unwrap(), Claim::Won);
+        assert!(matches!(app.keys.claim(&key, &print, unix_seconds()).await.unwrap(), Claim::Won(_)));
         let meanwhile = post_keyed(&app, b"key-3", body).await;
         assert_eq!(meanwhile.status, StatusCode::CONFLICT);
         assert_eq!(meanwhile.body["error"]["code"], "idempotency_key_in_progress");

@@ -64,11 +64,16 @@ pub struct HeldKey {
     pub answer: Option<StoredAnswer>,
 }
 
+/// Who holds a claim: answering or releasing a key takes it, so a request whose claim was taken
+/// over (its lease ran out) cannot answer or free another request's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimId(pub String);
+
 /// What claiming a key did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// It was free (or expired, or its claim's lease ran out): the caller runs the request.
-    Won,
+    Won(ClaimId),
     /// Someone holds it.
     Held(HeldKey),
 }
@@ -85,17 +90,18 @@ pub trait IdempotencyStore: Send + Sync {
         now: u64,
     ) -> impl Future<Output = Result<Claim, Unavailable>> + Send;
 
-    /// Stores the answer of the request that won the claim at `now`; it is kept
-    /// [`KEY_LIFETIME`] from then.
+    /// Stores the answer of the request that won `claim` at `now` (when it started); it is kept
+    /// [`KEY_LIFETIME`] from then. Nothing is written if the claim is no longer `claim`'s.
     fn answer(
         &self,
         key: &IdempotencyKey,
+        claim: &ClaimId,
         answer: &StoredAnswer,
         now: u64,
     ) -> impl Future<Output = Result<(), Unavailable>> + Send;
 
-    /// Gives the key up (its request failed in a way a retry may mend).
-    fn release(&self, key: &IdempotencyKey) -> impl Future<Output = Result<(), Unavailable>> + Send;
+    /// Gives the key up (its request failed in a way a retry may mend), if `claim` still holds it.
+    fn release(&self, key: &IdempotencyKey, claim: &ClaimId) -> impl Future<Output = Result<(), Unavailable>> + Send;
 }
 
 /// What a request with a key gets.
@@ -112,7 +118,8 @@ pub enum Keyed {
 }
 
 /// Runs `request` once per key: see the module's doc. An answer of 5xx is not kept (the key is
-/// released, so a retry runs again); every other answer is.
+/// released, so a retry runs again); every other answer is. `now` is when the request started:
+/// the claim's lease and the key's lifetime count from it.
 pub async fn run_once<S, F, Fut>(
     store: &S,
     key: &IdempotencyKey,
@@ -126,12 +133,15 @@ where
     Fut: Future<Output = StoredAnswer>,
 {
     match store.claim(key, fingerprint, now).await? {
-        Claim::Won => {
+        Claim::Won(claim) => {
             let answer = request().await;
+            // The request ran: its answer goes out whatever happens to the key; a retry then
+            // meets the claim until its lease runs out.
             if answer.status >= 500 {
-                store.release(key).await?;
-            } else if let Err(e) = store.answer(key, &answer, now).await {
-                // The request ran: its answer goes out; a retry will meet the claim's lease.
+                if let Err(e) = store.release(key, &claim).await {
+                    tracing::error!(key = key.as_str(), error = %e, "the idempotency key could not be released");
+                }
+            } else if let Err(e) = store.answer(key, &claim, &answer, now).await {
                 tracing::error!(key = key.as_str(), error = %e, "the answer could not be stored with its key");
             }
             Ok(Keyed::Ran(answer))
@@ -181,7 +191,7 @@ mod tests {
         let other = block_on(run_once(&store, &key, &fingerprint(b"another body"), 1002, run)).unwrap();
         assert_eq!(other, Keyed::Reused);
         // After its lifetime the key is free again.
-        let later = 1000 + KEY_LIFETIME.as_secs();
+        let later = 1000 + KEY_LIFETIME.as_secs() + 1;
         let expired = block_on(run_once(&store, &key, &fingerprint(b"another body"), later, run)).unwrap();
         assert!(matches!(expired, Keyed::Ran(_)), "{expired:?}");
         assert_eq!(runs.load(Ordering::SeqCst), 2);
@@ -192,14 +202,26 @@ mod tests {
         let store = MemoryKeys::default();
         let key = IdempotencyKey::parse(b"k2").unwrap();
         let print = fingerprint(b"body");
-        assert_eq!(block_on(store.claim(&key, &print, 1000)).unwrap(), Claim::Won);
+        let Claim::Won(first) = block_on(store.claim(&key, &print, 1000)).unwrap() else { panic!("a free key") };
         let meanwhile = block_on(run_once(&store, &key, &print, 1001, || async { answer(200, "{}") })).unwrap();
         assert_eq!(meanwhile, Keyed::InProgress);
         // A claim whose request died is taken over once its lease runs out.
         let after_lease = 1000 + CLAIM_LEASE.as_secs() + 1;
-        let taken_over = block_on(run_once(&store, &key, &print, after_lease, || async { answer(503, "{}") })).unwrap();
-        assert_eq!(taken_over, Keyed::Ran(answer(503, "{}")));
-        // A 5xx is not kept: the retry runs.
+        assert_eq!(
+            block_on(store.claim(&key, &print, after_lease - 1)).unwrap(),
+            Claim::Held(HeldKey { fingerprint: print.clone(), answer: None }),
+            "held to the last second of its lease, as DynamoDB's `expiresAt < :now` holds it"
+        );
+        let Claim::Won(second) = block_on(store.claim(&key, &print, after_lease)).unwrap() else {
+            panic!("taken over")
+        };
+        // The first request, back too late, neither answers nor frees the key it lost.
+        block_on(store.answer(&key, &first, &answer(200, "late"), 1000)).unwrap();
+        block_on(store.release(&key, &first)).unwrap();
+        let held = block_on(store.claim(&key, &print, after_lease)).unwrap();
+        assert_eq!(held, Claim::Held(HeldKey { fingerprint: print.clone(), answer: None }));
+        block_on(store.release(&key, &second)).unwrap();
+        // Released (as after a 5xx), the key runs the retry.
         let retried =
             block_on(run_once(&store, &key, &print, after_lease + 1, || async { answer(200, "{}") })).unwrap();
         assert_eq!(retried, Keyed::Ran(answer(200, "{}")));

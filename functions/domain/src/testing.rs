@@ -7,36 +7,52 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::idempotency::{CLAIM_LEASE, Claim, HeldKey, IdempotencyKey, IdempotencyStore, KEY_LIFETIME, StoredAnswer};
+use crate::idempotency::{
+    CLAIM_LEASE, Claim, ClaimId, HeldKey, IdempotencyKey, IdempotencyStore, KEY_LIFETIME, StoredAnswer,
+};
 use crate::service::Unavailable;
 
-/// Idempotency keys in memory: each held until its lease or lifetime (seconds) runs out.
+/// Idempotency keys in memory: each held, by its claim, until the last second of its lease or
+/// lifetime.
 #[derive(Default)]
-pub struct MemoryKeys(pub Mutex<HashMap<String, (HeldKey, u64)>>);
+pub struct MemoryKeys(pub Mutex<HashMap<String, (HeldKey, ClaimId, u64)>>);
 
 impl IdempotencyStore for MemoryKeys {
     async fn claim(&self, key: &IdempotencyKey, fingerprint: &str, now: u64) -> Result<Claim, Unavailable> {
         let mut keys = self.0.lock().unwrap();
-        if let Some((held, until)) = keys.get(key.as_str())
-            && *until > now
+        if let Some((held, _, until)) = keys.get(key.as_str())
+            && *until >= now
         {
             return Ok(Claim::Held(held.clone()));
         }
         let held = HeldKey { fingerprint: fingerprint.into(), answer: None };
-        keys.insert(key.as_str().into(), (held, now + CLAIM_LEASE.as_secs()));
-        Ok(Claim::Won)
+        let claim = ClaimId(format!("claim-{now}-{}", keys.len()));
+        keys.insert(key.as_str().into(), (held, claim.clone(), now + CLAIM_LEASE.as_secs()));
+        Ok(Claim::Won(claim))
     }
 
-    async fn answer(&self, key: &IdempotencyKey, answer: &StoredAnswer, now: u64) -> Result<(), Unavailable> {
-        if let Some((held, until)) = self.0.lock().unwrap().get_mut(key.as_str()) {
+    async fn answer(
+        &self,
+        key: &IdempotencyKey,
+        claim: &ClaimId,
+        answer: &StoredAnswer,
+        now: u64,
+    ) -> Result<(), Unavailable> {
+        if let Some((held, holder, until)) = self.0.lock().unwrap().get_mut(key.as_str())
+            && holder == claim
+            && held.answer.is_none()
+        {
             held.answer = Some(answer.clone());
             *until = now + KEY_LIFETIME.as_secs();
         }
         Ok(())
     }
 
-    async fn release(&self, key: &IdempotencyKey) -> Result<(), Unavailable> {
-        self.0.lock().unwrap().remove(key.as_str());
+    async fn release(&self, key: &IdempotencyKey, claim: &ClaimId) -> Result<(), Unavailable> {
+        let mut keys = self.0.lock().unwrap();
+        if keys.get(key.as_str()).is_some_and(|(held, holder, _)| holder == claim && held.answer.is_none()) {
+            keys.remove(key.as_str());
+        }
         Ok(())
     }
 }
