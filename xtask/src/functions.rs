@@ -98,13 +98,16 @@ pub async fn warm_up(functions: &[FunctionSpec], gateway_url: &str, watch_url: &
                     let method = reqwest::Method::from_bytes(route.method.as_bytes())?;
                     http.request(method, format!("{gateway_url}{path}")).body("warm-up").send().await
                 }
-                // A queue consumer gets an empty batch; any other function a request it refuses
-                // (a service clears an order it never saw).
+                // A queue consumer gets an empty batch, a scheduled function its event (a sweep
+                // at start does good), any other function a request it refuses (a service
+                // clears an order it never saw).
                 None => {
-                    let body = if function.queue_events.is_empty() {
-                        r#"{"action":"clear","orderId":"warm-up","finalClock":{}}"#
-                    } else {
+                    let body = if !function.queue_events.is_empty() {
                         r#"{"Records":[]}"#
+                    } else if !function.schedules.is_empty() {
+                        crate::scheduler::SCHEDULED_EVENT
+                    } else {
+                        r#"{"action":"clear","orderId":"warm-up","finalClock":{}}"#
                     };
                     http.post(invoke_url(watch_url, &function.binary)).body(body).send().await
                 }

@@ -18,6 +18,7 @@ pub mod rate_limit;
 pub mod recovery;
 pub mod redrive;
 pub mod sam_local;
+pub mod scheduler;
 pub mod stack;
 pub mod supervisor;
 pub mod template;

@@ -26,6 +26,7 @@ use crate::functions::{self, WATCH};
 use crate::poller::QueuePoller;
 use crate::rate_limit::CheckoutLimit;
 use crate::sam_local::SamLocal;
+use crate::scheduler::Schedule;
 use crate::supervisor::{Processes, Stop, spawn_logged};
 use crate::template::{FunctionSpec, Resolver, Route, Template};
 use crate::venv;
@@ -52,6 +53,8 @@ pub struct StackOptions {
     /// Checkouts a minute the gateway takes from one client address; `None` takes all (tests
     /// and benchmarks send many from one).
     pub checkout_limit: Option<NonZeroU32>,
+    /// Run the template's scheduled functions this often instead of at their rate (tests).
+    pub schedule_every: Option<Duration>,
     /// Serve `sam local` too: relay the services onto Docker's bridge and write the SAM CLI's
     /// `--env-vars` file (see [`crate::sam_local`]). Needs a Docker engine.
     pub sam_local: bool,
@@ -71,6 +74,7 @@ impl StackOptions {
             release: false,
             parameters: Vec::new(),
             checkout_limit: None,
+            schedule_every: None,
             sam_local: false,
         }
     }
@@ -98,6 +102,8 @@ pub struct Stack {
     mappings: Vec<QueuePoller>,
     pollers: Vec<tokio::task::JoinHandle<()>>,
     pollers_stop: CancellationToken,
+    /// The scheduled functions' timers.
+    schedules: Vec<tokio::task::JoinHandle<()>>,
     _data_dir: DataDir,
 }
 
@@ -140,6 +146,7 @@ impl Stack {
             serve_gateway(&functions, options.gateway_port, &watch_url, options.checkout_limit).await?;
         let (_, sqs) = emulator_clients(&aws_endpoint);
         let mappings = QueuePoller::for_functions(&functions, &resources, &resolver, &sqs, &watch_url)?;
+        let schedules = Schedule::for_functions(&functions, &watch_url, options.schedule_every);
         let mut stack = Stack {
             gateway_url,
             aws: options.aws,
@@ -155,10 +162,13 @@ impl Stack {
             mappings,
             pollers: Vec::new(),
             pollers_stop: CancellationToken::new(),
+            schedules: Vec::new(),
             _data_dir: data_dir,
         };
         functions::warm_up(&functions, &stack.gateway_url, &stack.watch_url, &stack.logs).await?;
         stack.start_pollers();
+        let timers = schedules.into_iter().map(|schedule| tokio::spawn(schedule.run()));
+        stack.schedules = timers.collect();
         Ok(stack)
     }
 
@@ -169,6 +179,9 @@ impl Stack {
     /// that it saves its state, and the books database.
     pub async fn shutdown(mut self) {
         self.gateway.abort();
+        for timer in &self.schedules {
+            timer.abort();
+        }
         self.pollers_stop.cancel();
         if let Some(mut watch) = self.processes.take(WATCH) {
             watch.stop();
@@ -206,6 +219,9 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         self.gateway.abort();
+        for timer in &self.schedules {
+            timer.abort();
+        }
         for poller in &self.pollers {
             poller.abort();
         }

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -133,7 +134,8 @@ enum Event {
     Api(ApiEvent),
     #[serde(rename = "SQS")]
     Sqs(SqsEvent),
-    /// Schedules and others, which the embedded default does not run.
+    Schedule(ScheduleEvent),
+    /// Others, which the embedded default does not run.
     #[serde(other)]
     Other,
 }
@@ -153,6 +155,13 @@ struct SqsEvent {
     scaling_config: Option<ScalingConfig>,
     #[serde(default)]
     function_response_types: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ScheduleEvent {
+    /// `rate(N unit)`; `cron(...)` is not run by the embedded default.
+    schedule: String,
 }
 
 /// `!GetAtt RESOURCE.ATTRIBUTE`.
@@ -190,6 +199,8 @@ pub struct FunctionSpec {
     pub routes: Vec<Route>,
     /// Its SQS event sources.
     pub queue_events: Vec<QueueEvent>,
+    /// How often its `Schedule` events run it.
+    pub schedules: Vec<Duration>,
     /// Its `Timeout` in seconds, where it sets one.
     pub timeout: Option<u64>,
 }
@@ -270,7 +281,7 @@ impl Template {
             Resource::Function { properties, metadata } => Some(function_spec(id, properties, metadata, globals)),
             _ => None,
         });
-        Ok(functions.collect())
+        functions.collect()
     }
 }
 
@@ -279,11 +290,12 @@ fn function_spec(
     properties: &FunctionProperties,
     metadata: &FunctionMetadata,
     globals: &BTreeMap<String, Value>,
-) -> FunctionSpec {
+) -> Result<FunctionSpec> {
     let mut environment = globals.clone();
     environment.extend(properties.environment.variables.clone());
     let mut routes = Vec::new();
     let mut queue_events = Vec::new();
+    let mut schedules = Vec::new();
     for event in properties.events.values() {
         match event {
             Event::Api(api) => routes.push(Route { method: api.method.to_uppercase(), path: api.path.clone() }),
@@ -294,17 +306,39 @@ fn function_spec(
                 maximum_concurrency: sqs.scaling_config.as_ref().and_then(|c| c.maximum_concurrency).unwrap_or(1000),
                 report_batch_item_failures: sqs.function_response_types.iter().any(|r| r == "ReportBatchItemFailures"),
             }),
+            Event::Schedule(schedule) => {
+                schedules.push(rate(&schedule.schedule).with_context(|| format!("{id}'s Schedule"))?);
+            }
             Event::Other => {}
         }
     }
-    FunctionSpec {
+    Ok(FunctionSpec {
         logical_id: id.to_string(),
         binary: metadata.build_properties.binary.clone(),
         environment,
         routes,
         queue_events,
+        schedules,
         timeout: properties.timeout,
-    }
+    })
+}
+
+/// The period of an EventBridge `rate(N unit)` expression.
+fn rate(expression: &str) -> Result<Duration> {
+    let inner = expression.trim().strip_prefix("rate(").and_then(|e| e.strip_suffix(')'));
+    let parsed = inner.and_then(|inner| {
+        let (count, unit) = inner.trim().split_once(' ')?;
+        let seconds = match unit.trim() {
+            "minute" | "minutes" => 60,
+            "hour" | "hours" => 3600,
+            "day" | "days" => 86_400,
+            _ => return None,
+        };
+        Some(Duration::from_secs(count.parse::<u64>().ok().filter(|n| *n > 0)? * seconds))
+    });
+    parsed.with_context(|| {
+        format!("{expression:?} is not rate(N minutes|hours|days), which is all the embedded default runs")
+    })
 }
 
 fn text(value: &Value) -> Result<String> {
@@ -396,6 +430,21 @@ mod tests {
         assert_eq!(executor.environment["VISIBILITY_TIMEOUT_SECONDS"], visibility.to_string());
         let limit: u64 = executor.environment["EXECUTION_LIMIT_SECONDS"].as_str().unwrap().parse().unwrap();
         assert!(limit < timeout, "an execution is given up before the function times out: {limit} s vs {timeout} s");
+
+        let sweeper = functions.iter().find(|f| f.binary == "order-sweeper").unwrap();
+        assert_eq!(sweeper.schedules, [Duration::from_secs(60)]);
+        assert_eq!(sweeper.environment["ORDER_QUEUE_URL"], serde_json::json!({"Ref": "OrderQueue"}));
+    }
+
+    #[test]
+    fn rates_are_read_and_other_schedules_refused() {
+        assert_eq!(rate("rate(1 minute)").unwrap(), Duration::from_secs(60));
+        assert_eq!(rate("rate(5 minutes)").unwrap(), Duration::from_secs(300));
+        assert_eq!(rate("rate(2 hours)").unwrap(), Duration::from_secs(7200));
+        for bad in ["rate(0 minutes)", "rate(1 fortnight)", "cron(0 12 * * ? *)", "rate(x minutes)"] {
+            let error = rate(bad).unwrap_err().to_string();
+            assert!(error.contains("rate(N minutes|hours|days)"), "{bad}: {error}");
+        }
     }
 
     #[test]

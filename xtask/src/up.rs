@@ -86,6 +86,7 @@ pub fn run(options: Up) -> Result<()> {
             .filter_map(|(name, value)| Some((name.to_string(), value?)))
             .collect(),
             checkout_limit: std::num::NonZeroU32::new(options.checkout_limit),
+            schedule_every: None,
             // Wherever there is a Docker engine, `sam local` can run the functions against
             // this stack.
             sam_local: crate::sam_local::available(),

@@ -2,6 +2,8 @@
 //! processes, the queue pollers), with the course's unreliable executors switched on: half of all
 //! deliveries fail midway (before prepare or between the decision and phase two) and each waits
 //! a random moment. Orders must still end `committed` or `failed`, once, with stock conserved.
+//! The sweeper runs every second and takes up orders queued for two seconds, so it also sends
+//! duplicates of slow orders' messages, which must change nothing.
 
 // A test fails by panicking: its helpers unwrap too, not only its #[test] functions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -31,7 +33,12 @@ async fn orders_commit_exactly_once_on_moto() {
 async fn orders_commit_exactly_once_through_executor_failures_and_a_lost_leader(aws: AwsEmulator) {
     let _one_stack_at_a_time = common::one_stack_at_a_time().await;
     let options = StackOptions {
-        parameters: vec![("ExecutorFailureRate".into(), "0.5".into()), ("ExecutorDelayMs".into(), "0-300".into())],
+        parameters: vec![
+            ("ExecutorFailureRate".into(), "0.5".into()),
+            ("ExecutorDelayMs".into(), "0-300".into()),
+            ("StrandedAfterSeconds".into(), "2".into()),
+        ],
+        schedule_every: Some(Duration::from_secs(1)),
         ..StackOptions::ephemeral(aws)
     };
     let stack = Stack::start(options).await.expect("the embedded default starts");
@@ -44,6 +51,7 @@ async fn orders_commit_exactly_once_through_executor_failures_and_a_lost_leader(
     }
     the_last_copies_go_to_exactly_as_many_orders(&client).await;
     stock_is_conserved_when_the_books_database_loses_its_leader(&mut client).await;
+    an_order_whose_message_was_lost_is_queued_again_and_commits(&mut client).await;
     bad_messages_end_in_the_dead_letter_queue_or_are_dropped_and_can_be_redriven(&client).await;
     the_emulated_failures_happened(&client);
 }
@@ -77,6 +85,49 @@ async fn bad_messages_end_in_the_dead_letter_queue_or_are_dropped_and_can_be_red
     assert_eq!(count(dead_letters).await, 1);
     assert_eq!(xtask::redrive::redrive(&sqs, dead_letters, queue).await.unwrap(), 1);
     assert_eq!(count(dead_letters).await, 0);
+}
+
+/// The fault between recording an order and queueing it: the checkout records the order and
+/// sends its message, and the message is lost (taken off the queue before any executor sees it),
+/// as when the checkout dies between the two or the queue refuses the send.
+async fn an_order_whose_message_was_lost_is_queued_again_and_commits(client: &mut Client) {
+    let (dynamodb, sqs) = emulator_clients(&client.stack.aws_endpoint);
+    let queue = client.stack.resources["OrderQueue"].clone();
+    client.stack.stop_pollers().await;
+    let order_id = client.checkout(&order(json!({}))).await["orderId"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    'lost: loop {
+        assert!(Instant::now() < deadline, "the order's message never reached the queue");
+        let received = sqs.receive_message().queue_url(&queue).max_number_of_messages(10).send().await.unwrap();
+        for message in received.messages() {
+            let receipt = message.receipt_handle().unwrap();
+            if message.body().unwrap_or_default().contains(&order_id) {
+                sqs.delete_message().queue_url(&queue).receipt_handle(receipt).send().await.unwrap();
+                break 'lost;
+            }
+            // Another test's message: back to the queue at once.
+            sqs.change_message_visibility()
+                .queue_url(&queue)
+                .receipt_handle(receipt)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    client.stack.start_pollers();
+    let executed = client.wait_until_executed(&order_id).await;
+    assert_eq!(executed["status"], "committed", "{executed}");
+    let item = dynamodb
+        .get_item()
+        .table_name(&client.stack.resources["OrdersTable"])
+        .key("orderId", aws_sdk_dynamodb::types::AttributeValue::S(order_id.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    let resent = item.item().and_then(|i| i.get("resent")).and_then(|r| r.as_bool().ok()).copied();
+    assert_eq!(resent, Some(true), "the sweeper sent the order's message: {:?}", item.item());
 }
 
 /// The knobs did what they say: deliveries failed at both points.

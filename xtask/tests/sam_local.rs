@@ -165,6 +165,10 @@ async fn sam_local_runs_every_function_against_the_embedded_default() {
         .clone();
     assert_eq!(failures, &vec![json!({ "itemIdentifier": message_id })], "{answer}");
 
+    // The sweeper, given a scheduled rule's event, finds no order stranded.
+    let answer = invoke("OrderSweeperFunction", event_file("order-sweeper.json")).await;
+    assert_eq!(answer, json!({"queued": [], "failed": [], "retrying": []}));
+
     start_api_approves_a_checkout(&sam).await;
     drop(stack);
 }

@@ -1,18 +1,21 @@
 //! The orders table: one item per order, keyed by `orderId`. `status` and `history` are
 //! attributes of their own so that a status change is one conditional update; the rest of the
-//! record (items, events, clocks) is written once, as JSON in `record`.
+//! record (items, events, clocks) is written once, as JSON in `record`. A `queued` order carries
+//! `queuedAt` (seconds since the epoch), and `sweeps`/`resent` once the sweeper took it up.
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use bookstore_domain::execution::{Claim, Decision, ExecutableOrder, OrderLedger};
-use bookstore_domain::orchestrator::{OrderRecord, OrderStore, StatusChange};
+use bookstore_domain::orchestrator::{OrderRecord, OrderStore, Recorded, StatusChange};
 use bookstore_domain::order::OrderStatus;
 use bookstore_domain::service::Unavailable;
+use bookstore_domain::sweeper::{QueuedOrders, StrandedOrder};
 use serde::{Deserialize, Serialize};
 
 use crate::table::{Item, Written, conditional, from_item, get_consistent, to_item, to_value, update_item};
-use crate::{now_rfc3339, unavailable};
+use crate::{now_rfc3339, unavailable, unix_seconds};
 
 pub struct DynamoOrders {
     client: Client,
@@ -27,7 +30,13 @@ struct NewOrder<'a> {
     status: OrderStatus,
     history: &'a [StatusChange],
     record: String,
+    /// When it began to wait for an executor: the sweeper's clue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queued_at: Option<u64>,
 }
+
+/// An order `queued` since before `:cutoff` whose message the sweeper has not sent.
+const STRANDED: &str = "#status = :queued AND queuedAt < :cutoff AND attribute_not_exists(resent)";
 
 /// An item as read back, with what status changes and the executor added since.
 #[derive(Deserialize)]
@@ -82,60 +91,127 @@ impl DynamoOrders {
         get_consistent(&self.client, &self.table, key, "reading the order").await
     }
 
-    /// `from → to`, appending the change to `history`, if the order is still `from`.
+    /// `from → to`, appending the change to `history` (and setting `failureReason` when given),
+    /// if the order is still `from`.
     fn change_status(
         &self,
         order_id: &str,
         from: OrderStatus,
         to: OrderStatus,
         at: &str,
+        reason: Option<&str>,
     ) -> Result<UpdateItemFluentBuilder, Unavailable> {
         let change = [StatusChange { status: to, at: at.into() }];
-        Ok(update_item(&self.client, &self.table, ("orderId", AttributeValue::S(order_id.into())))
-            .update_expression("SET #status = :to, history = list_append(history, :change)")
+        let update = update_item(&self.client, &self.table, ("orderId", AttributeValue::S(order_id.into())))
             .condition_expression("#status = :from")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":to", to_value(to, "encoding the order status")?)
             .expression_attribute_values(":from", to_value(from, "encoding the order status")?)
-            .expression_attribute_values(":change", to_value(change, "encoding the status change")?))
+            .expression_attribute_values(":change", to_value(change, "encoding the status change")?);
+        Ok(match reason {
+            None => update.update_expression("SET #status = :to, history = list_append(history, :change)"),
+            Some(reason) => update
+                .update_expression(
+                    "SET #status = :to, history = list_append(history, :change), failureReason = :reason",
+                )
+                .expression_attribute_values(":reason", AttributeValue::S(reason.into())),
+        })
+    }
+
+    /// The order's status, read consistently.
+    async fn status(&self, order_id: &str) -> Result<Option<OrderStatus>, Unavailable> {
+        Ok(self.item(order_id).await?.map(StoredOrder::decode).transpose()?.and_then(|o| o.status))
     }
 }
 
 impl OrderStore for DynamoOrders {
-    async fn create(&self, order: &OrderRecord) -> Result<(), Unavailable> {
+    async fn create(&self, order: &OrderRecord) -> Result<Recorded, Unavailable> {
         let record = serde_json::to_string(order).map_err(|e| unavailable("encoding the order", e))?;
-        let item = NewOrder { order_id: &order.order_id, status: order.status, history: &order.history, record };
+        let queued_at = (order.status == OrderStatus::Queued).then(unix_seconds);
+        let item =
+            NewOrder { order_id: &order.order_id, status: order.status, history: &order.history, record, queued_at };
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_item(item, "encoding the order")?))
             .condition_expression("attribute_not_exists(orderId)");
-        // An order id is new: a second create of it is a fault, as before.
         match conditional(put.send(), "recording the order").await? {
-            Written::Applied(_) => Ok(()),
-            Written::ConditionFailed => Err(unavailable("recording the order", "the order exists already")),
+            Written::Applied(_) => Ok(Recorded::New),
+            Written::ConditionFailed => {
+                let existing = self.get(&order.order_id).await?;
+                let existing = existing.ok_or_else(|| unavailable("recording the order", "it exists and does not"))?;
+                Ok(Recorded::Existing(Box::new(existing)))
+            }
         }
     }
+}
 
-    async fn transition(
-        &self,
-        order_id: &str,
-        from: OrderStatus,
-        to: OrderStatus,
-        at: &str,
-    ) -> Result<(), Unavailable> {
-        let update = self.change_status(order_id, from, to, at)?;
-        match conditional(update.send(), "changing the order status").await? {
-            Written::Applied(_) => Ok(()),
-            Written::ConditionFailed => Err(unavailable("changing the order status", "the order is not in that state")),
+impl QueuedOrders for DynamoOrders {
+    async fn stranded(&self, cutoff: u64) -> Result<Vec<StrandedOrder>, Unavailable> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Row {
+            order_id: String,
+            #[serde(default)]
+            sweeps: u32,
         }
+        // A scan: the sweeper runs once a minute, and stranded orders are rare.
+        let pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .filter_expression(STRANDED)
+            .projection_expression("orderId, sweeps")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":queued", to_value(OrderStatus::Queued, "encoding the order status")?)
+            .expression_attribute_values(":cutoff", AttributeValue::N(cutoff.to_string()))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Vec<_>>()
+            .await;
+        let mut stranded = Vec::new();
+        for item in pages {
+            let item = item.map_err(|e| unavailable("finding stranded orders", DisplayErrorContext(e)))?;
+            let Row { order_id, sweeps } = from_item(item, "decoding a stranded order")?;
+            stranded.push(StrandedOrder { order_id, attempts: sweeps });
+        }
+        Ok(stranded)
+    }
+
+    async fn begin_attempt(&self, order_id: &str, cutoff: u64, now: u64) -> Result<bool, Unavailable> {
+        let update = update_item(&self.client, &self.table, ("orderId", AttributeValue::S(order_id.into())))
+            .update_expression("SET queuedAt = :now, sweeps = if_not_exists(sweeps, :zero) + :one")
+            .condition_expression(STRANDED)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":queued", to_value(OrderStatus::Queued, "encoding the order status")?)
+            .expression_attribute_values(":cutoff", AttributeValue::N(cutoff.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()));
+        Ok(matches!(conditional(update.send(), "sweeping the order").await?, Written::Applied(_)))
+    }
+
+    async fn sent(&self, order_id: &str) -> Result<(), Unavailable> {
+        let update = update_item(&self.client, &self.table, ("orderId", AttributeValue::S(order_id.into())))
+            .update_expression("SET resent = :yes")
+            .condition_expression("attribute_exists(orderId)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true));
+        conditional(update.send(), "noting the order's message").await?;
+        Ok(())
+    }
+
+    async fn fail(&self, order_id: &str, reason: &str, at: &str) -> Result<bool, Unavailable> {
+        let update = self.change_status(order_id, OrderStatus::Queued, OrderStatus::Failed, at, Some(reason))?;
+        Ok(matches!(conditional(update.send(), "failing the order").await?, Written::Applied(_)))
     }
 }
 
 impl OrderLedger for DynamoOrders {
     async fn claim(&self, order_id: &str) -> Result<Claim, Unavailable> {
-        let claim = self.change_status(order_id, OrderStatus::Queued, OrderStatus::Executing, &now_rfc3339())?;
+        let claim = self.change_status(order_id, OrderStatus::Queued, OrderStatus::Executing, &now_rfc3339(), None)?;
         let item = match conditional(claim.return_values(ReturnValue::AllNew).send(), "claiming the order").await? {
             Written::Applied(answer) => {
                 let item = answer.attributes.ok_or_else(|| unavailable("claiming the order", "no item"))?;
@@ -168,19 +244,11 @@ impl OrderLedger for DynamoOrders {
     }
 
     async fn finish(&self, order_id: &str, status: OrderStatus, reason: Option<&str>) -> Result<(), Unavailable> {
-        let mut update = self.change_status(order_id, OrderStatus::Executing, status, &now_rfc3339())?;
-        if let Some(reason) = reason {
-            update = update
-                .update_expression(
-                    "SET #status = :to, history = list_append(history, :change), failureReason = :reason",
-                )
-                .expression_attribute_values(":reason", AttributeValue::S(reason.into()));
-        }
+        let update = self.change_status(order_id, OrderStatus::Executing, status, &now_rfc3339(), reason)?;
         if let Written::Applied(_) = conditional(update.send(), "finishing the order").await? {
             return Ok(());
         }
-        let current = self.item(order_id).await?.map(StoredOrder::decode).transpose()?.and_then(|o| o.status);
-        match current {
+        match self.status(order_id).await? {
             // A duplicate that raced this one finished it first.
             Some(current) if current == status => Ok(()),
             current => {
@@ -253,33 +321,64 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn create_puts_status_history_and_record_once() {
-        let table = replay(vec![(200, json!({}))]);
-        DynamoOrders::new(table.client.clone(), "orders".into()).create(&order()).await.unwrap();
+    async fn create_puts_status_history_and_record_once_or_answers_the_order_there() {
+        let mut queued = order();
+        queued.status = OrderStatus::Queued;
+        let there = stored("committed", json!({"L": []}), json!({}));
+        let table = replay(vec![(200, json!({})), (200, json!({})), condition_failed(), (200, json!({"Item": there}))]);
+        let orders = DynamoOrders::new(table.client.clone(), "orders".into());
+        assert_eq!(orders.create(&order()).await.unwrap(), Recorded::New);
+        assert_eq!(orders.create(&queued).await.unwrap(), Recorded::New);
+        let Recorded::Existing(existing) = orders.create(&order()).await.unwrap() else { panic!("not found there") };
+        assert_eq!(existing.status, OrderStatus::Committed);
+        let calls = table.calls();
         let expected = json!({
             "TableName": "orders",
             "Item": stored("approved", json!({"L": [change("approved", "t0")]}), json!({})),
             "ConditionExpression": "attribute_not_exists(orderId)",
         });
-        assert_eq!(table.calls(), vec![("PutItem".to_string(), expected)]);
+        assert_eq!(calls[0], ("PutItem".to_string(), expected));
+        // A queued order says since when, for the sweeper.
+        let since: u64 = calls[1].1["Item"]["queuedAt"]["N"].as_str().unwrap().parse().unwrap();
+        assert!(since.abs_diff(unix_seconds()) < 60, "{since}");
+        assert_eq!(calls[3].1["ConsistentRead"], true);
     }
 
     #[tokio::test]
-    async fn transition_is_one_conditional_update_appending_to_history() {
-        let table = replay(vec![(200, json!({}))]);
+    async fn the_sweeper_finds_counts_and_fails_stranded_orders_by_conditional_writes() {
+        let page = json!({"Items": [{"orderId": {"S": "o1"}}, {"orderId": {"S": "o2"}, "sweeps": {"N": "2"}}]});
+        let table = replay(vec![(200, page), (200, json!({})), condition_failed(), (200, json!({})), (200, json!({}))]);
         let orders = DynamoOrders::new(table.client.clone(), "orders".into());
-        orders.transition("o1", OrderStatus::Approved, OrderStatus::Queued, "t1").await.unwrap();
-        let expected = json!({
-            "TableName": "orders",
-            "Key": {"orderId": {"S": "o1"}},
-            "UpdateExpression": "SET #status = :to, history = list_append(history, :change)",
-            "ConditionExpression": "#status = :from",
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": {
-                ":to": {"S": "queued"}, ":from": {"S": "approved"}, ":change": {"L": [change("queued", "t1")]},
-            },
-        });
-        assert_eq!(table.calls(), vec![("UpdateItem".to_string(), expected)]);
+        let stranded = orders.stranded(1000).await.unwrap();
+        let expected = [
+            StrandedOrder { order_id: "o1".into(), attempts: 0 },
+            StrandedOrder { order_id: "o2".into(), attempts: 2 },
+        ];
+        assert_eq!(stranded, expected);
+        assert!(orders.begin_attempt("o1", 1000, 1100).await.unwrap());
+        assert!(!orders.begin_attempt("o1", 1000, 1100).await.unwrap(), "another sweep took it");
+        orders.sent("o1").await.unwrap();
+        assert!(orders.fail("o2", "never queued", "t3").await.unwrap());
+        let calls = table.calls();
+        let scan = &calls[0].1;
+        assert_eq!(calls[0].0, "Scan");
+        assert_eq!(scan["FilterExpression"], STRANDED);
+        assert_eq!(scan["ExpressionAttributeValues"], json!({":queued": {"S": "queued"}, ":cutoff": {"N": "1000"}}));
+        assert_eq!(scan["ConsistentRead"], true);
+        let attempt = &calls[1].1;
+        assert_eq!(attempt["ConditionExpression"], STRANDED);
+        assert_eq!(attempt["UpdateExpression"], "SET queuedAt = :now, sweeps = if_not_exists(sweeps, :zero) + :one");
+        assert_eq!(attempt["ExpressionAttributeValues"][":now"], json!({"N": "1100"}));
+        assert_eq!(calls[3].1["UpdateExpression"], "SET resent = :yes");
+        let fail = &calls[4].1;
+        assert_eq!(
+            fail["UpdateExpression"],
+            "SET #status = :to, history = list_append(history, :change), failureReason = :reason"
+        );
+        assert_eq!(fail["ConditionExpression"], "#status = :from");
+        assert_eq!(fail["ExpressionAttributeValues"][":from"], json!({"S": "queued"}));
+        assert_eq!(fail["ExpressionAttributeValues"][":to"], json!({"S": "failed"}));
+        assert_eq!(fail["ExpressionAttributeValues"][":change"], json!({"L": [change("failed", "t3")]}));
     }
 
     #[tokio::test]

@@ -22,7 +22,9 @@ use bookstore_aws::{
     SqsOrderQueue, error_body, error_response, http_router, lambda_client, now_rfc3339, route_with_stage, sdk_config,
     serve_http, unix_seconds,
 };
-use bookstore_domain::idempotency::{IdempotencyKey, IdempotencyStore, Keyed, StoredAnswer, fingerprint, run_once};
+use bookstore_domain::idempotency::{
+    IdempotencyKey, IdempotencyStore, Keyed, StoredAnswer, fingerprint, order_id, run_once,
+};
 use bookstore_domain::orchestrator::{
     CatalogSource, CheckoutError, Dependencies, OrderQueue, OrderStore, ServiceClient, checkout,
 };
@@ -115,13 +117,16 @@ where
         }
     };
     let Some(key) = headers.get(IDEMPOTENCY_KEY) else {
-        return stored_response(run_checkout(&app, &body).await, false);
+        let order_id = uuid::Uuid::new_v4().to_string();
+        return stored_response(run_checkout(&app, order_id, &body).await, false);
     };
     let key = match IdempotencyKey::parse(key.as_bytes()) {
         Ok(key) => key,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, "invalid_idempotency_key", &e.to_string()),
     };
-    let once = run_once(&app.keys, &key, &fingerprint(&body), unix_seconds(), || run_checkout(&app, &body)).await;
+    let print = fingerprint(&body);
+    let order_id = order_id(&key, &print);
+    let once = run_once(&app.keys, &key, &print, unix_seconds(), || run_checkout(&app, order_id, &body)).await;
     match once {
         Ok(Keyed::Ran(answer)) => stored_response(answer, false),
         Ok(Keyed::Replayed(answer)) => stored_response(answer, true),
@@ -144,8 +149,8 @@ where
 
 const UNAVAILABLE: &str = "the checkout is unavailable; try again";
 
-/// Runs the checkout of `body` under a new order id: its answer, as it is sent and kept.
-async fn run_checkout<S, O, Q, C, K>(app: &Checkout<S, O, Q, C, K>, body: &[u8]) -> StoredAnswer
+/// Runs the checkout of `body` as order `order_id`: its answer, as it is sent and kept.
+async fn run_checkout<S, O, Q, C, K>(app: &Checkout<S, O, Q, C, K>, order_id: String, body: &[u8]) -> StoredAnswer
 where
     S: ServiceClient,
     O: OrderStore,
@@ -153,7 +158,6 @@ where
     C: CatalogSource,
 {
     let deps = Dependencies { services: &app.services, orders: &app.orders, queue: &app.queue, catalog: &app.catalog };
-    let order_id = uuid::Uuid::new_v4().to_string();
     let (status, body) = match checkout(&deps, order_id.clone(), &now_rfc3339(), body).await {
         Ok(response) => (StatusCode::OK, serde_json::to_string(&response).unwrap_or_else(|_| "{}".into())),
         Err(CheckoutError::Body(e)) => {
@@ -188,8 +192,7 @@ mod tests {
     use bookstore_domain::catalog::{Book, default_catalog};
     use bookstore_domain::events::Service;
     use bookstore_domain::idempotency::{Claim, IdempotencyKey};
-    use bookstore_domain::orchestrator::OrderRecord;
-    use bookstore_domain::order::OrderStatus;
+    use bookstore_domain::orchestrator::{OrderRecord, Recorded};
     use bookstore_domain::service::{ServiceRequest, ServiceResponse, Unavailable};
     use bookstore_domain::testing::MemoryKeys;
 
@@ -209,13 +212,9 @@ mod tests {
     struct Orders(Mutex<Vec<OrderRecord>>);
 
     impl OrderStore for Orders {
-        async fn create(&self, order: &OrderRecord) -> Result<(), Unavailable> {
+        async fn create(&self, order: &OrderRecord) -> Result<Recorded, Unavailable> {
             self.0.lock().unwrap().push(order.clone());
-            Ok(())
-        }
-
-        async fn transition(&self, _: &str, _: OrderStatus, _: OrderStatus, _: &str) -> Result<(), Unavailable> {
-            Ok(())
+            Ok(Recorded::New)
         }
     }
 

@@ -12,8 +12,7 @@ use axum::response::Response;
 
 use bookstore_domain::catalog::Book;
 use bookstore_domain::events::Service;
-use bookstore_domain::orchestrator::{CatalogSource, OrderQueue, OrderRecord, OrderStore, ServiceClient};
-use bookstore_domain::order::OrderStatus;
+use bookstore_domain::orchestrator::{CatalogSource, OrderQueue, OrderRecord, OrderStore, Recorded, ServiceClient};
 use bookstore_domain::service::{ServiceRequest, ServiceResponse, Unavailable};
 
 /// Time spent in each hop during one checkout. Calls that run side by side both count, so the
@@ -88,18 +87,8 @@ impl<P: ServiceClient> ServiceClient for Timed<P> {
 }
 
 impl<P: OrderStore> OrderStore for Timed<P> {
-    async fn create(&self, order: &OrderRecord) -> Result<(), Unavailable> {
+    async fn create(&self, order: &OrderRecord) -> Result<Recorded, Unavailable> {
         timed(|t, d| t.dynamodb += d, self.0.create(order)).await
-    }
-
-    async fn transition(
-        &self,
-        order_id: &str,
-        from: OrderStatus,
-        to: OrderStatus,
-        at: &str,
-    ) -> Result<(), Unavailable> {
-        timed(|t, d| t.dynamodb += d, self.0.transition(order_id, from, to, at)).await
     }
 }
 

@@ -47,6 +47,23 @@ pub fn fingerprint(body: &[u8]) -> String {
     Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The order id of the checkout of the body with `fingerprint` under `key`: the same for every
+/// run of it, so a retry that runs again (after a 5xx, or a claim whose request died) meets the
+/// order a run before it recorded instead of making a second. A name-based UUID (version 8,
+/// from SHA-256, as RFC 9562 describes).
+pub fn order_id(key: &IdempotencyKey, fingerprint: &str) -> String {
+    let mut hash = Sha256::new();
+    for part in ["bookstore-order", key.as_str(), fingerprint] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    let mut bytes: [u8; 16] = hash.finalize()[..16].try_into().unwrap_or_default();
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
 /// An answer as it is stored and replayed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredAnswer {
@@ -172,6 +189,20 @@ mod tests {
         for bad in [&b""[..], b"   ", b"tab\there", "ключ".as_bytes(), &[b'x'; MAX_KEY_LEN + 1]] {
             assert_eq!(IdempotencyKey::parse(bad), Err(InvalidKey), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_key_and_body_name_one_order_id_and_any_other_pair_another() {
+        let (k1, k2) = (IdempotencyKey::parse(b"k1").unwrap(), IdempotencyKey::parse(b"k2").unwrap());
+        let id = order_id(&k1, &fingerprint(b"body"));
+        assert_eq!(id, order_id(&k1, &fingerprint(b"body")));
+        assert_ne!(id, order_id(&k2, &fingerprint(b"body")));
+        assert_ne!(id, order_id(&k1, &fingerprint(b"other")));
+        // A UUID's shape, version 8, RFC variant.
+        let groups: Vec<_> = id.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{id}");
+        assert_eq!(&id[14..15], "8", "{id}");
+        assert!(matches!(id.as_bytes()[19], b'8' | b'9' | b'a' | b'b'), "{id}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`idempotency`]: one checkout per `Idempotency-Key`, its answer replayed to retries
 //! - [`orchestrator`]: the checkout: the event graph across the services, the decision, the order
 //! - [`order`]: an order's states and the transitions between them
+//! - [`sweeper`]: no stranded orders: an approved order whose message was never sent is queued or failed
 //! - [`execution`]: the order executor: a two-phase commit across stock and payment, exactly once
 //! - [`payment`]: the payment participant: authorise, charge, release
 //! - [`service`]: what a service does with a request: init, run an event (enforcing the order), clear
@@ -30,6 +31,7 @@ pub mod order;
 pub mod payment;
 pub mod service;
 pub mod suggestions;
+pub mod sweeper;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod vector_clock;

@@ -29,15 +29,18 @@ pub trait ServiceClient: Send + Sync {
 
 /// The orders table.
 pub trait OrderStore: Send + Sync {
-    fn create(&self, order: &OrderRecord) -> impl Future<Output = Result<(), Unavailable>> + Send;
-    /// Moves an order from `from` to `to` if it is in `from` (a conditional write).
-    fn transition(
-        &self,
-        order_id: &str,
-        from: OrderStatus,
-        to: OrderStatus,
-        at: &str,
-    ) -> impl Future<Output = Result<(), Unavailable>> + Send;
+    /// Records a new order, unless one with its id is recorded already (a conditional write):
+    /// then that one is answered, untouched.
+    fn create(&self, order: &OrderRecord) -> impl Future<Output = Result<Recorded, Unavailable>> + Send;
+}
+
+/// What recording an order found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    New,
+    /// A checkout with the same id (the same `Idempotency-Key` and body) recorded this before
+    /// it could answer.
+    Existing(Box<OrderRecord>),
 }
 
 /// The order queue.
@@ -176,25 +179,31 @@ async fn decide<S, O: OrderStore, Q: OrderQueue, C>(
         events: records,
         final_clock: final_clock.clone(),
     };
-    deps.orders.create(&record).await?;
+    if let Recorded::Existing(existing) = deps.orders.create(&record).await? {
+        // Its decision stands, and it was queued or the sweeper queues it.
+        tracing::info!(order_id, status = existing.status.as_str(), "order recorded before; answering it");
+        return Ok(response_of(&existing));
+    }
     tracing::info!(order_id = %order_id, status = status.as_str(), vector_clock = %final_clock, "order decided");
     if status == OrderStatus::Approved
         && let Err(e) = deps.queue.enqueue(order_id).await
     {
-        let failed = deps.orders.transition(order_id, OrderStatus::Queued, OrderStatus::Failed, now).await;
-        if let Err(also) = failed {
-            // Its message may have reached the queue after all (the send's outcome is unknown),
-            // and an executor have taken it.
-            tracing::error!(order_id, error = %also, "could not mark an order whose queueing failed as failed");
-        }
-        return Err(e.into());
+        // The order is recorded `queued`: the sweeper sends its message (see `sweeper`), so the
+        // shopper is told the decision, which stands.
+        tracing::warn!(order_id, error = %e, "an approved order could not be queued; the sweeper will queue it");
     }
-    Ok(CheckoutResponse {
-        order_id: order_id.to_string(),
-        status: if status == OrderStatus::Approved { Decision::Approved } else { Decision::Rejected },
-        suggested_books,
-        reason,
-    })
+    Ok(response_of(&record))
+}
+
+/// The answer a recorded order gives its shopper.
+fn response_of(order: &OrderRecord) -> CheckoutResponse {
+    let rejected = order.status == OrderStatus::Rejected;
+    CheckoutResponse {
+        order_id: order.order_id.clone(),
+        status: if rejected { Decision::Rejected } else { Decision::Approved },
+        suggested_books: if rejected { Vec::new() } else { order.suggested_books.clone() },
+        reason: order.reason.clone().filter(|_| rejected),
+    }
 }
 
 /// Calls a service and turns a refusal into a failure: the orchestrator itself keeps the protocol,
@@ -370,33 +379,29 @@ mod tests {
     struct Orders(Mutex<Vec<OrderRecord>>);
 
     impl OrderStore for Orders {
-        async fn create(&self, order: &OrderRecord) -> Result<(), Unavailable> {
-            self.0.lock().unwrap().push(order.clone());
-            Ok(())
-        }
-
-        async fn transition(
-            &self,
-            order_id: &str,
-            from: OrderStatus,
-            to: OrderStatus,
-            at: &str,
-        ) -> Result<(), Unavailable> {
+        async fn create(&self, order: &OrderRecord) -> Result<Recorded, Unavailable> {
             let mut orders = self.0.lock().unwrap();
-            let order = orders.iter_mut().find(|o| o.order_id == order_id && o.status == from);
-            let order = order.ok_or_else(|| Unavailable(format!("{order_id} is not {from:?}")))?;
-            order.status = to;
-            order.history.push(StatusChange { status: to, at: at.into() });
-            Ok(())
+            if let Some(existing) = orders.iter().find(|o| o.order_id == order.order_id) {
+                return Ok(Recorded::Existing(Box::new(existing.clone())));
+            }
+            orders.push(order.clone());
+            Ok(Recorded::New)
         }
     }
 
+    /// The order queue; `down` refuses every message.
     #[derive(Default)]
-    struct Queue(Mutex<Vec<String>>);
+    struct Queue {
+        sent: Mutex<Vec<String>>,
+        down: std::sync::atomic::AtomicBool,
+    }
 
     impl OrderQueue for Queue {
         async fn enqueue(&self, order_id: &str) -> Result<(), Unavailable> {
-            self.0.lock().unwrap().push(order_id.into());
+            if self.down.load(Ordering::SeqCst) {
+                return Err(Unavailable("the queue is down".into()));
+            }
+            self.sent.lock().unwrap().push(order_id.into());
             Ok(())
         }
     }
@@ -439,7 +444,7 @@ mod tests {
             order.history.iter().map(|h| h.status).collect::<Vec<_>>(),
             [OrderStatus::Approved, OrderStatus::Queued]
         );
-        assert_eq!(*w.2.0.lock().unwrap(), ["o-1"]);
+        assert_eq!(*w.2.sent.lock().unwrap(), ["o-1"]);
 
         // The recorded clocks capture exactly the graph.
         let clock = |e: Event| &order.events.iter().find(|r| r.event == e).unwrap().vector_clock;
@@ -480,13 +485,35 @@ mod tests {
             let orders = w.1.0.lock().unwrap();
             let order = &orders[0];
             assert_eq!(order.status, OrderStatus::Rejected);
-            assert!(w.2.0.lock().unwrap().is_empty(), "rejected orders are not queued");
+            assert!(w.2.sent.lock().unwrap().is_empty(), "rejected orders are not queued");
             assert!(order.events.iter().all(|r| !failing.precedes(r.event)), "{failing}: an event after it ran");
             assert!(!order.events.iter().any(|r| r.event == Event::F));
             for service in [Service::TransactionVerification, Service::FraudDetection, Service::Suggestions] {
                 assert!(w.0.state(service, "o-2").is_none(), "{failing}: {service:?} kept the order");
             }
         }
+    }
+
+    #[test]
+    fn an_approved_order_that_cannot_be_queued_stays_queued_for_the_sweeper_and_is_approved() {
+        let w = world();
+        w.2.down.store(true, Ordering::SeqCst);
+        let response = run(&w, "o-4", &body(json!({}))).unwrap();
+        assert_eq!(response.status, Decision::Approved);
+        assert_eq!(w.1.0.lock().unwrap()[0].status, OrderStatus::Queued);
+        assert!(w.2.sent.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_checkout_whose_order_was_recorded_before_answers_that_order_and_records_nothing() {
+        let w = world();
+        let first = run(&w, "o-5", &body(json!({}))).unwrap();
+        // The same id again (a keyed retry after the first run died before answering), with a
+        // body the services would reject: the recorded decision stands.
+        let retry = run(&w, "o-5", &body(json!({"termsAccepted": false}))).unwrap();
+        assert_eq!(retry, first);
+        assert_eq!(w.1.0.lock().unwrap().len(), 1);
+        assert_eq!(*w.2.sent.lock().unwrap(), ["o-5"], "queued once");
     }
 
     #[test]
