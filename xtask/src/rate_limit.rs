@@ -16,6 +16,10 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 /// The default limit of `cargo xtask up`: a shopper never meets it, a loop does within a minute.
 pub const DEFAULT_CHECKOUTS_PER_MINUTE: u32 = 60;
 
+/// Past this many addresses remembered, those whose allowance is full again are forgotten, so
+/// a stream of new addresses cannot grow the table without bound.
+const FORGET_ABOVE: usize = 10_000;
+
 /// Checkouts per minute per client address, in a burst of as many (a generic cell rate, so
 /// the allowance refills steadily rather than at the minute's turn).
 #[derive(Clone)]
@@ -39,6 +43,9 @@ pub async fn limit(State(limit): State<CheckoutLimit>, request: Request, next: N
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(peer)| peer.ip());
+    if limit.limiter.len() > FORGET_ABOVE {
+        limit.limiter.retain_recent();
+    }
     match limit.limiter.check_key(&address) {
         Ok(()) => next.run(request).await,
         Err(not_until) => {

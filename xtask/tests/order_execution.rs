@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
 
+use bookstore_aws::DEAD_LETTER_REASON;
 use bookstore_domain::order::OrderStatus;
 use serde_json::{Value, json};
 use xtask::emulator::emulator_clients;
@@ -76,13 +77,29 @@ async fn bad_messages_end_in_the_dead_letter_queue_or_are_dropped_and_can_be_red
         }
     };
     let deadline = Instant::now() + Duration::from_secs(120);
-    // The message that is no order dead-letters after five deliveries; the unknown order is
-    // dropped on its last.
+    // The message that is no order dead-letters; the unknown order is dropped on its last
+    // delivery.
     while count(queue).await > 0 || count(dead_letters).await < 1 {
         assert!(Instant::now() < deadline, "the bad messages did not settle");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(count(dead_letters).await, 1);
+    // Dead-lettered by the executor at its first delivery (a message that is no order fails on
+    // every one), saying why; not by the redrive policy after five.
+    let held = sqs
+        .receive_message()
+        .queue_url(dead_letters)
+        .message_attribute_names("All")
+        .wait_time_seconds(5)
+        .send()
+        .await
+        .unwrap();
+    let message = &held.messages()[0];
+    assert_eq!(message.body(), Some("not an order"));
+    let reason = message.message_attributes().and_then(|a| a.get(DEAD_LETTER_REASON)).and_then(|v| v.string_value());
+    assert_eq!(reason, Some("not an order"), "{message:?}");
+    let receipt = message.receipt_handle().unwrap();
+    sqs.change_message_visibility().queue_url(dead_letters).receipt_handle(receipt).visibility_timeout(0).send().await.unwrap();
     assert_eq!(xtask::redrive::redrive(&sqs, dead_letters, queue).await.unwrap(), 1);
     assert_eq!(count(dead_letters).await, 0);
 }

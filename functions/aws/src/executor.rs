@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use bookstore_domain::execution::{FaultPoint, Faults, OrderExecutor, OrderLedger, Participant};
+use bookstore_domain::port_error::PortError;
 use bookstore_domain::service::Unavailable;
 use serde::Deserialize;
 
@@ -26,10 +27,14 @@ pub struct DeliverySettings {
     pub faults: EmulatedFaults,
 }
 
-/// The order queue, for making a failed message visible again sooner.
+/// The order queue, for making a failed message visible again sooner, and its dead-letter
+/// queue, for a message that would fail on every delivery.
 pub struct RetryQueue {
     pub client: aws_sdk_sqs::Client,
     pub queue_url: String,
+    /// Where such a message goes at once; without one it comes back until the queue's redrive
+    /// policy moves it.
+    pub dead_letter_queue_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -47,7 +52,8 @@ pub async fn execute_batch<L: OrderLedger, S: Participant, P: Participant>(
 ) -> SqsBatchResponse {
     let results = futures::future::join_all(event.records.iter().map(|message| async move {
         let execution = std::pin::pin!(async {
-            let limited = tokio::time::timeout(settings.execution_limit, execute_one(executor, settings, message));
+            let limited =
+                tokio::time::timeout(settings.execution_limit, execute_one(executor, settings, queue, message));
             limited.await.unwrap_or_else(|_| {
                 let (message_id, limit) = (message.message_id.as_deref(), settings.execution_limit);
                 tracing::warn!(message_id, ?limit, "execution took too long; the message will come back");
@@ -120,15 +126,16 @@ fn receive_count(message: &SqsMessage) -> u32 {
 async fn execute_one<L: OrderLedger, S: Participant, P: Participant>(
     executor: &OrderExecutor<L, S, P>,
     settings: &DeliverySettings,
+    queue: Option<&RetryQueue>,
     message: &SqsMessage,
 ) -> bool {
     let message_id = message.message_id.as_deref().unwrap_or_default();
     let receives = receive_count(message);
     let body = message.body.as_deref().unwrap_or_default();
     let Ok(OrderMessage { order_id }) = serde_json::from_str(body) else {
-        // Kept for the dead-letter queue, where it can be looked at.
-        tracing::error!(message_id, receives, "a message that is not an order; leaving it for the dead-letter queue");
-        return false;
+        // Kept in the dead-letter queue, where it can be looked at.
+        tracing::error!(message_id, receives, "a message that is not an order; dead-lettering it");
+        return dead_letter(queue, message, "not an order").await;
     };
     let last = receives >= settings.max_receives;
     let faults = settings.faults.for_delivery(last);
@@ -137,8 +144,43 @@ async fn execute_one<L: OrderLedger, S: Participant, P: Participant>(
             tracing::info!(order_id, message_id, receives, ?executed, "message done");
             true
         }
+        Err(e @ PortError::Permanent(_)) => {
+            tracing::error!(order_id, message_id, receives, error = %e, "refused for good; dead-lettering the message");
+            dead_letter(queue, message, "refused").await
+        }
         Err(e) => {
             tracing::warn!(order_id, message_id, receives, last, error = %e, "order not finished; it will come back");
+            false
+        }
+    }
+}
+
+/// The message attribute a message dead-lettered by the executor carries: why.
+pub const DEAD_LETTER_REASON: &str = "deadLetterReason";
+
+/// Sends a copy of `message` to the dead-letter queue, for a message no delivery could finish,
+/// with `reason` (a fixed word; the cause is in the logs): whether it is there (then the
+/// original is done with). If not, the message comes back, and the queue's redrive policy moves
+/// it after its last delivery.
+async fn dead_letter(queue: Option<&RetryQueue>, message: &SqsMessage, reason: &str) -> bool {
+    let Some((queue, url)) = queue.and_then(|q| Some((q, q.dead_letter_queue_url.as_deref()?))) else {
+        return false;
+    };
+    let body = message.body.clone().unwrap_or_default();
+    let attribute = aws_sdk_sqs::types::MessageAttributeValue::builder().data_type("String").string_value(reason).build();
+    let attribute = match attribute {
+        Ok(attribute) => attribute,
+        Err(e) => {
+            tracing::error!(error = %e, "could not make the dead-letter reason");
+            return false;
+        }
+    };
+    let send = queue.client.send_message().queue_url(url).message_body(body).message_attributes(DEAD_LETTER_REASON, attribute);
+    match send.send().await {
+        Ok(_) => true,
+        Err(e) => {
+            let error = aws_sdk_sqs::error::DisplayErrorContext(e);
+            tracing::warn!(message_id = message.message_id.as_deref(), %error, "could not dead-letter the message");
             false
         }
     }
@@ -223,9 +265,12 @@ mod tests {
     }
 
     impl OrderLedger for Ledger {
-        async fn claim(&self, order_id: &str) -> Result<Claim, Unavailable> {
+        async fn claim(&self, order_id: &str) -> Result<Claim, PortError> {
             if order_id == "o-down" {
-                return Err(Unavailable("the orders table is down".into()));
+                return Err(PortError::Transient("the orders table is down".into()));
+            }
+            if order_id == "o-garbled" {
+                return Err(PortError::Permanent("the order's item cannot be read".into()));
             }
             Ok(Claim::Executing(ExecutableOrder {
                 order_id: order_id.into(),
@@ -236,11 +281,11 @@ mod tests {
             }))
         }
 
-        async fn decide(&self, _: &str, decision: &Decision) -> Result<Decision, Unavailable> {
+        async fn decide(&self, _: &str, decision: &Decision) -> Result<Decision, PortError> {
             Ok(decision.clone())
         }
 
-        async fn finish(&self, order_id: &str, status: OrderStatus, _: Option<&str>) -> Result<(), Unavailable> {
+        async fn finish(&self, order_id: &str, status: OrderStatus, _: Option<&str>) -> Result<(), PortError> {
             self.finished.lock().unwrap().push((order_id.into(), status));
             Ok(())
         }
@@ -250,15 +295,15 @@ mod tests {
     struct Agreeing;
 
     impl Participant for Agreeing {
-        async fn prepare(&self, _: &ExecutableOrder) -> Result<Vote, Unavailable> {
+        async fn prepare(&self, _: &ExecutableOrder) -> Result<Vote, PortError> {
             Ok(Vote::Yes)
         }
 
-        async fn commit(&self, _: &ExecutableOrder) -> Result<(), Unavailable> {
+        async fn commit(&self, _: &ExecutableOrder) -> Result<(), PortError> {
             Ok(())
         }
 
-        async fn abort(&self, _: &ExecutableOrder) -> Result<(), Unavailable> {
+        async fn abort(&self, _: &ExecutableOrder) -> Result<(), PortError> {
             Ok(())
         }
     }
@@ -278,6 +323,7 @@ mod tests {
             message("m-good", r#"{"orderId": "o-good"}"#),
             message("m-malformed", "not an order"),
             message("m-down", r#"{"orderId": "o-down"}"#),
+            message("m-garbled", r#"{"orderId": "o-garbled"}"#),
         ];
         // As the runtime hands it to the function's handler.
         let payload: SqsEvent = serde_json::from_value(json!({"Records": records})).unwrap();
@@ -292,11 +338,13 @@ mod tests {
         };
         let response = execute_batch(&executor, &settings, None, event.payload).await;
         let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
-        assert_eq!(failed, ["m-malformed", "m-down"]);
+        // With no dead-letter queue to send them to, the refused ones come back too.
+        assert_eq!(failed, ["m-malformed", "m-down", "m-garbled"]);
         assert_eq!(*executor.ledger.finished.lock().unwrap(), [("o-good".to_string(), OrderStatus::Committed)]);
         // On the wire, as the event source mapping reads it.
         let wire = serde_json::to_value(&response).unwrap();
-        let expected = json!([{"itemIdentifier": "m-malformed"}, {"itemIdentifier": "m-down"}]);
+        let expected =
+            json!([{"itemIdentifier": "m-malformed"}, {"itemIdentifier": "m-down"}, {"itemIdentifier": "m-garbled"}]);
         assert_eq!(wire["batchItemFailures"], expected);
     }
 

@@ -12,7 +12,8 @@
 //! | `ORDERS_TABLE` | the orders | `bookstore-orders` |
 //! | `IDEMPOTENCY_TABLE` | the checkout's `Idempotency-Key`s and their answers | `bookstore-idempotency` |
 //! | `ORDER_QUEUE_URL` | the order queue | required (not empty) by checkout and order-executor |
-//! | `DEAD_LETTER_QUEUE_URL` | where the order queue's undeliverable messages go (shown by `GET /status`) | — |
+//! | `DEAD_LETTER_QUEUE_URL` | where the order queue's undeliverable messages go (shown by `GET /status`; the executor sends there a message no delivery could finish) | — |
+//! | `STRANDED_AFTER_SECONDS`, `MAX_SWEEPS` | the order sweeper: how long an order may wait queued, how often its message is sent before it fails | 120, 3 |
 //! | `TRANSACTION_VERIFICATION_FUNCTION`, `FRAUD_DETECTION_FUNCTION`, `SUGGESTIONS_FUNCTION` | the services' function names | `transaction-verification`, … |
 //! | `PAYMENTS_TABLE` | the payment participant's state | `bookstore-payments` |
 //! | `PAYMENT_FUNCTION` | the payment function's name | `payment` |
@@ -44,7 +45,7 @@ pub mod testing;
 pub use books::BooksDbCatalog;
 pub use clock::{SystemClock, now_rfc3339, unix_seconds};
 pub use config::{http_client, lambda_client, sdk_config};
-pub use executor::{DeliverySettings, EmulatedFaults, RetryQueue, execute_batch};
+pub use executor::{DEAD_LETTER_REASON, DeliverySettings, EmulatedFaults, RetryQueue, execute_batch};
 pub use idempotency::DynamoIdempotency;
 pub use invoke::LambdaServices;
 pub use lambda::{

@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use bookstore_domain::execution::{Claim, Decision, ExecutableOrder, OrderLedger};
 use bookstore_domain::orchestrator::{OrderRecord, OrderStore, Recorded, StatusChange};
 use bookstore_domain::order::OrderStatus;
+use bookstore_domain::port_error::PortError;
 use bookstore_domain::service::Unavailable;
 use bookstore_domain::sweeper::{QueuedOrders, StrandedOrder};
 use serde::{Deserialize, Serialize};
@@ -210,17 +211,17 @@ impl QueuedOrders for DynamoOrders {
 }
 
 impl OrderLedger for DynamoOrders {
-    async fn claim(&self, order_id: &str) -> Result<Claim, Unavailable> {
+    async fn claim(&self, order_id: &str) -> Result<Claim, PortError> {
         let claim = self.change_status(order_id, OrderStatus::Queued, OrderStatus::Executing, &now_rfc3339(), None)?;
         let item = match conditional(claim.return_values(ReturnValue::AllNew).send(), "claiming the order").await? {
             Written::Applied(answer) => {
                 let item = answer.attributes.ok_or_else(|| unavailable("claiming the order", "no item"))?;
-                return Ok(Claim::Executing(executable(order_id, item)?));
+                return Ok(Claim::Executing(executable(order_id, item).map_err(unreadable)?));
             }
             Written::ConditionFailed => self.item(order_id).await?,
         };
         let Some(item) = item else { return Ok(Claim::Unknown) };
-        let order = executable(order_id, item)?;
+        let order = executable(order_id, item).map_err(unreadable)?;
         Ok(match order.status {
             // Taken over from an executor that died.
             OrderStatus::Executing => Claim::Executing(order),
@@ -229,7 +230,7 @@ impl OrderLedger for DynamoOrders {
         })
     }
 
-    async fn decide(&self, order_id: &str, decision: &Decision) -> Result<Decision, Unavailable> {
+    async fn decide(&self, order_id: &str, decision: &Decision) -> Result<Decision, PortError> {
         let encoded = serde_json::to_string(decision).map_err(|e| unavailable("encoding the decision", e))?;
         let update = update_item(&self.client, &self.table, ("orderId", AttributeValue::S(order_id.into())))
             .update_expression("SET decision = :decision")
@@ -238,12 +239,14 @@ impl OrderLedger for DynamoOrders {
         if let Written::Applied(_) = conditional(update.send(), "recording the decision").await? {
             return Ok(decision.clone());
         }
-        let item = self.item(order_id).await?.ok_or_else(|| unavailable("recording the decision", "no such order"))?;
-        let recorded = StoredOrder::decode(item)?.decision()?;
-        recorded.ok_or_else(|| unavailable("recording the decision", "the order has none"))
+        let item = self.item(order_id).await?;
+        let item = item.ok_or_else(|| PortError::NotFound(format!("order {order_id}, to record its decision")))?;
+        let recorded = StoredOrder::decode(item).and_then(|o| o.decision()).map_err(unreadable)?;
+        // Not there although the write's condition said it was: a decision being written now.
+        recorded.ok_or_else(|| PortError::Transient(format!("order {order_id} has no decision yet")))
     }
 
-    async fn finish(&self, order_id: &str, status: OrderStatus, reason: Option<&str>) -> Result<(), Unavailable> {
+    async fn finish(&self, order_id: &str, status: OrderStatus, reason: Option<&str>) -> Result<(), PortError> {
         let update = self.change_status(order_id, OrderStatus::Executing, status, &now_rfc3339(), reason)?;
         if let Written::Applied(_) = conditional(update.send(), "finishing the order").await? {
             return Ok(());
@@ -253,10 +256,16 @@ impl OrderLedger for DynamoOrders {
             Some(current) if current == status => Ok(()),
             current => {
                 let current = current.map(OrderStatus::as_str);
-                Err(Unavailable(format!("order {order_id} is {current:?}, cannot become {}", status.as_str())))
+                let wanted = status.as_str();
+                Err(PortError::Permanent(format!("order {order_id} is {current:?}, cannot become {wanted}")))
             }
         }
     }
+}
+
+/// An order item that cannot be decoded reads the same on every delivery.
+fn unreadable(error: Unavailable) -> PortError {
+    PortError::Permanent(error.0)
 }
 
 /// The order as an executor sees it: its lines merged per book.
@@ -460,7 +469,7 @@ mod tests {
         orders.finish("o1", OrderStatus::Failed, Some("out of stock")).await.unwrap();
         orders.finish("o1", OrderStatus::Committed, None).await.unwrap();
         let error = orders.finish("o1", OrderStatus::Committed, None).await.unwrap_err();
-        assert_eq!(error.0, r#"order o1 is Some("failed"), cannot become committed"#);
+        assert_eq!(error, PortError::Permanent(r#"order o1 is Some("failed"), cannot become committed"#.into()));
         let calls = table.calls();
         let update = &calls[0].1;
         let expression = "SET #status = :to, history = list_append(history, :change), failureReason = :reason";

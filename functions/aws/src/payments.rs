@@ -4,6 +4,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use bookstore_domain::execution::{ExecutableOrder, Participant, Vote};
 use bookstore_domain::payment::{PaymentLedger, PaymentRequest, PaymentResponse, PaymentState};
+use bookstore_domain::port_error::PortError;
 use bookstore_domain::service::Unavailable;
 use serde::{Deserialize, Serialize};
 
@@ -103,20 +104,21 @@ impl LambdaPayment {
         invoke_json(&self.client, &self.function, request).await
     }
 
-    /// A step that must end in `expected`: anything else is a protocol fault, retried later.
-    async fn step(&self, request: PaymentRequest, expected: PaymentState) -> Result<(), Unavailable> {
+    /// A step that must end in `expected`: anything else is out of protocol, and asking again
+    /// would get the same answer.
+    async fn step(&self, request: PaymentRequest, expected: PaymentState) -> Result<(), PortError> {
         match self.send(&request).await? {
             PaymentResponse::Done { state } if state == expected => Ok(()),
             PaymentResponse::Done { state } => {
-                Err(Unavailable(format!("payment is {}, not {}", state.as_str(), expected.as_str())))
+                Err(PortError::Permanent(format!("payment is {}, not {}", state.as_str(), expected.as_str())))
             }
-            PaymentResponse::Refused { reason } => Err(Unavailable(format!("payment refused: {reason}"))),
+            PaymentResponse::Refused { reason } => Err(PortError::Permanent(format!("payment refused: {reason}"))),
         }
     }
 }
 
 impl Participant for LambdaPayment {
-    async fn prepare(&self, order: &ExecutableOrder) -> Result<Vote, Unavailable> {
+    async fn prepare(&self, order: &ExecutableOrder) -> Result<Vote, PortError> {
         let request = PaymentRequest::Prepare { order_id: order.order_id.clone(), amount_cents: order.amount_cents };
         Ok(match self.send(&request).await? {
             PaymentResponse::Done { .. } => Vote::Yes,
@@ -124,11 +126,11 @@ impl Participant for LambdaPayment {
         })
     }
 
-    async fn commit(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
+    async fn commit(&self, order: &ExecutableOrder) -> Result<(), PortError> {
         self.step(PaymentRequest::Commit { order_id: order.order_id.clone() }, PaymentState::Charged).await
     }
 
-    async fn abort(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
+    async fn abort(&self, order: &ExecutableOrder) -> Result<(), PortError> {
         self.step(PaymentRequest::Abort { order_id: order.order_id.clone() }, PaymentState::Released).await
     }
 }

@@ -6,11 +6,30 @@
 use books_db_client::BooksDb;
 use books_db_client::api::{Check, Compare, TxnOp, TxnRequest};
 use bookstore_domain::execution::{ExecutableOrder, Participant, Vote};
-use bookstore_domain::service::Unavailable;
+use bookstore_domain::port_error::PortError;
 use serde::{Deserialize, Serialize};
 
 use crate::books::STOCK_PREFIX;
 use crate::unavailable;
+
+/// A books database failure by kind: no node could answer (or a write raced this one) is
+/// transient; a refusal or an answer out of protocol is permanent.
+fn books_db_error(what: &str, error: books_db_client::Error) -> PortError {
+    use books_db_client::Error;
+    let message = format!("{what}: {error}");
+    match error {
+        Error::Unavailable { .. } | Error::VersionMismatch(_) => PortError::Transient(message),
+        Error::NotFound => PortError::NotFound(message),
+        Error::Rejected { .. } | Error::Protocol(_) | Error::InvalidKey(_) | Error::Config(_) => {
+            PortError::Permanent(message)
+        }
+    }
+}
+
+/// A reservation that is not what the protocol allows at this step.
+fn out_of_protocol(message: String) -> PortError {
+    PortError::Permanent(message)
+}
 
 const RESERVATION_PREFIX: &str = "reservation/";
 
@@ -39,15 +58,16 @@ impl BooksDbStock {
         Self { db }
     }
 
-    async fn reservation(&self, order_id: &str) -> Result<Option<Reservation>, Unavailable> {
-        let entry = self.db.get(&key(order_id)).await.map_err(|e| unavailable("reading a reservation", e))?;
-        entry.map(|e| serde_json::from_value(e.value).map_err(|e| unavailable("a reservation", e))).transpose()
+    async fn reservation(&self, order_id: &str) -> Result<Option<Reservation>, PortError> {
+        let entry = self.db.get(&key(order_id)).await.map_err(|e| books_db_error("reading a reservation", e))?;
+        let decode = |e| serde_json::from_value(e).map_err(|e| out_of_protocol(format!("a reservation: {e}")));
+        entry.map(|e| decode(e.value)).transpose()
     }
 
     /// Moves the order's prepared reservation to `to` (giving its copies back when aborting), in
     /// one transaction that holds only while the reservation is the prepared one. The common
     /// case needs no read: the reservation is what prepare wrote for these lines.
-    async fn finish(&self, order_id: &str, lines: &[(String, i64)], to: Step) -> Result<(), Unavailable> {
+    async fn finish(&self, order_id: &str, lines: &[(String, i64)], to: Step) -> Result<(), PortError> {
         let prepared = Reservation { state: Step::Prepared, lines: lines.to_vec() };
         if self.txn(&move_txn(order_id, &prepared, to)?).await? {
             return Ok(());
@@ -62,10 +82,8 @@ impl BooksDbStock {
                     }
                 }
                 Some(reservation) => {
-                    return Err(Unavailable(format!(
-                        "reservation of {order_id} is {:?}, cannot be {to:?}",
-                        reservation.state
-                    )));
+                    let state = reservation.state;
+                    return Err(out_of_protocol(format!("reservation of {order_id} is {state:?}, cannot be {to:?}")));
                 }
                 None if to == Step::Aborted => {
                     // Abort before prepare: remember it, so that a late prepare is refused.
@@ -79,15 +97,15 @@ impl BooksDbStock {
                         return Ok(());
                     }
                 }
-                None => return Err(Unavailable(format!("commit of {order_id}, which was never prepared"))),
+                None => return Err(out_of_protocol(format!("commit of {order_id}, which was never prepared"))),
             }
         }
-        Err(Unavailable(format!("reservation of {order_id} kept changing")))
+        Err(PortError::Transient(format!("reservation of {order_id} kept changing")))
     }
 
     /// The orders whose copies are reserved and not yet committed or given back.
-    pub async fn prepared_orders(&self) -> Result<Vec<String>, Unavailable> {
-        let entries = self.db.list(RESERVATION_PREFIX).await.map_err(|e| unavailable("listing reservations", e))?;
+    pub async fn prepared_orders(&self) -> Result<Vec<String>, PortError> {
+        let entries = self.db.list(RESERVATION_PREFIX).await.map_err(|e| books_db_error("listing reservations", e))?;
         Ok(entries
             .into_iter()
             .filter(|entry| {
@@ -99,7 +117,7 @@ impl BooksDbStock {
 
     /// Gives back the copies reserved for an order that no longer exists anywhere else (its
     /// record lost with the orders table): aborts its prepared reservation, whatever its lines.
-    pub async fn release(&self, order_id: &str) -> Result<(), Unavailable> {
+    pub async fn release(&self, order_id: &str) -> Result<(), PortError> {
         let lines = match self.reservation(order_id).await? {
             Some(reservation) if reservation.state == Step::Prepared => reservation.lines,
             _ => return Ok(()),
@@ -107,13 +125,13 @@ impl BooksDbStock {
         self.finish(order_id, &lines, Step::Aborted).await
     }
 
-    async fn txn(&self, txn: &TxnRequest) -> Result<bool, Unavailable> {
-        Ok(self.db.txn(txn).await.map_err(|e| unavailable("a books database transaction", e))?.succeeded)
+    async fn txn(&self, txn: &TxnRequest) -> Result<bool, PortError> {
+        Ok(self.db.txn(txn).await.map_err(|e| books_db_error("a books database transaction", e))?.succeeded)
     }
 }
 
 /// Moves `reservation` to `to` if it is still exactly what is stored.
-fn move_txn(order_id: &str, reservation: &Reservation, to: Step) -> Result<TxnRequest, Unavailable> {
+fn move_txn(order_id: &str, reservation: &Reservation, to: Step) -> Result<TxnRequest, PortError> {
     let stored = serde_json::to_value(reservation).map_err(|e| unavailable("encoding a reservation", e))?;
     let mut success: Vec<TxnOp> = match to {
         Step::Aborted => {
@@ -137,13 +155,13 @@ fn stock_key(book_id: &str) -> String {
     format!("{STOCK_PREFIX}{book_id}")
 }
 
-fn put(order_id: &str, reservation: &Reservation) -> Result<TxnOp, Unavailable> {
+fn put(order_id: &str, reservation: &Reservation) -> Result<TxnOp, PortError> {
     let value = serde_json::to_value(reservation).map_err(|e| unavailable("encoding a reservation", e))?;
     Ok(TxnOp::Put { key: key(order_id), value })
 }
 
 impl Participant for BooksDbStock {
-    async fn prepare(&self, order: &ExecutableOrder) -> Result<Vote, Unavailable> {
+    async fn prepare(&self, order: &ExecutableOrder) -> Result<Vote, PortError> {
         let mut compare = vec![Compare { key: key(&order.order_id), check: Check::Exists(false) }];
         let mut success = Vec::new();
         for (book, copies) in &order.lines {
@@ -156,7 +174,7 @@ impl Participant for BooksDbStock {
             .db
             .txn(&TxnRequest { compare, success, failure: vec![] })
             .await
-            .map_err(|e| unavailable("reserving stock", e))?;
+            .map_err(|e| books_db_error("reserving stock", e))?;
         if answer.succeeded {
             return Ok(Vote::Yes);
         }
@@ -166,7 +184,9 @@ impl Participant for BooksDbStock {
                 Some(reservation) if reservation.state == Step::Aborted => Ok(Vote::No("aborted".into())),
                 Some(_) => Ok(Vote::Yes),
                 // Gone between the transaction and the read: ask again on the next delivery.
-                None => Err(Unavailable(format!("the reservation of {} changed while preparing", order.order_id))),
+                None => {
+                    Err(PortError::Transient(format!("the reservation of {} changed while preparing", order.order_id)))
+                }
             };
         }
         let short: Vec<&str> = answer
@@ -178,11 +198,11 @@ impl Participant for BooksDbStock {
         Ok(Vote::No(format!("out of stock: {}", short.join(", "))))
     }
 
-    async fn commit(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
+    async fn commit(&self, order: &ExecutableOrder) -> Result<(), PortError> {
         self.finish(&order.order_id, &order.lines, Step::Committed).await
     }
 
-    async fn abort(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
+    async fn abort(&self, order: &ExecutableOrder) -> Result<(), PortError> {
         self.finish(&order.order_id, &order.lines, Step::Aborted).await
     }
 }

@@ -12,6 +12,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 use crate::order::OrderStatus;
+use crate::port_error::PortError;
 use crate::service::Unavailable;
 
 /// What an executor needs to know of an order.
@@ -65,25 +66,25 @@ pub enum Claim {
 pub trait OrderLedger: Send + Sync {
     /// `queued → executing` (stamped with the time), answering the order as it is then: one
     /// conditional write in the common case.
-    fn claim(&self, order_id: &str) -> impl Future<Output = Result<Claim, Unavailable>> + Send;
+    fn claim(&self, order_id: &str) -> impl Future<Output = Result<Claim, PortError>> + Send;
     /// Records `decision` unless one is recorded already; answers the decision in force.
     fn decide(&self, order_id: &str, decision: &Decision)
-    -> impl Future<Output = Result<Decision, Unavailable>> + Send;
+    -> impl Future<Output = Result<Decision, PortError>> + Send;
     /// `executing → committed | failed` (with the reason when failed), stamped with the time.
     fn finish(
         &self,
         order_id: &str,
         status: OrderStatus,
         reason: Option<&str>,
-    ) -> impl Future<Output = Result<(), Unavailable>> + Send;
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// A participant of the two-phase commit. Each step is idempotent; abort is allowed without a
 /// prepare (and then refuses a later prepare).
 pub trait Participant: Send + Sync {
-    fn prepare(&self, order: &ExecutableOrder) -> impl Future<Output = Result<Vote, Unavailable>> + Send;
-    fn commit(&self, order: &ExecutableOrder) -> impl Future<Output = Result<(), Unavailable>> + Send;
-    fn abort(&self, order: &ExecutableOrder) -> impl Future<Output = Result<(), Unavailable>> + Send;
+    fn prepare(&self, order: &ExecutableOrder) -> impl Future<Output = Result<Vote, PortError>> + Send;
+    fn commit(&self, order: &ExecutableOrder) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn abort(&self, order: &ExecutableOrder) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// Where an executor may be made to stall or fail, to emulate the course's unreliable executors
@@ -108,6 +109,12 @@ impl Faults for Reliable {
     }
 }
 
+/// The reason an order given up shows: the cause goes to the logs, with the order id, since the
+/// reason is the shopper's to read.
+pub const GAVE_UP: &str = "the order could not be executed: a service it needs kept failing";
+/// ... and one a participant or the orders table refused for good.
+pub const REFUSED: &str = "the order could not be executed: a service refused it";
+
 /// How a delivery ended for an order that need not come back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Executed {
@@ -126,29 +133,32 @@ pub struct OrderExecutor<L, S, P> {
 }
 
 impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
-    /// Executes one delivery of `order_id`, with `faults` injected. An error means "deliver
-    /// again later"; on the `last_delivery`, an order that has no commit decision is aborted and
-    /// fails instead.
+    /// Executes one delivery of `order_id`, with `faults` injected. A transient error (or a
+    /// missing order, whose write may not be visible yet) means "deliver again later"; on the
+    /// `last_delivery`, an order that has no commit decision is aborted and fails instead. A
+    /// permanent error would come back on every delivery: the order is aborted and fails at once
+    /// with it as the reason, or, where it cannot be (it is not executing, or commit was
+    /// decided), the error is answered for the message to be dead-lettered.
     pub async fn execute(
         &self,
         order_id: &str,
         last_delivery: bool,
         faults: &impl Faults,
-    ) -> Result<Executed, Unavailable> {
+    ) -> Result<Executed, PortError> {
         match self.try_execute(order_id, faults).await {
-            Err(error) if last_delivery => self.give_up(order_id, error).await,
+            Err(error) if last_delivery || error.is_permanent() => self.give_up(order_id, error).await,
             answer => answer,
         }
     }
 
-    async fn try_execute(&self, order_id: &str, faults: &impl Faults) -> Result<Executed, Unavailable> {
+    async fn try_execute(&self, order_id: &str, faults: &impl Faults) -> Result<Executed, PortError> {
         let order = match self.ledger.claim(order_id).await? {
             Claim::Executing(order) => order,
             Claim::Finished(status) => return Ok(Executed::AlreadyFinished(status)),
             Claim::NotQueued(status) => {
-                return Err(Unavailable(format!("order {order_id} is {}, not queued", status.as_str())));
+                return Err(PortError::Permanent(format!("order {order_id} is {}, not queued", status.as_str())));
             }
-            Claim::Unknown => return Err(Unavailable(format!("order {order_id} is not in the orders table"))),
+            Claim::Unknown => return Err(PortError::NotFound(format!("order {order_id} in the orders table"))),
         };
         let decision = match order.decision.clone() {
             Some(decision) => decision,
@@ -173,7 +183,7 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
     }
 
     /// Tells both participants the decision; both are told even when one fails.
-    async fn phase_two(&self, order: &ExecutableOrder, decision: &Decision) -> Result<(), Unavailable> {
+    async fn phase_two(&self, order: &ExecutableOrder, decision: &Decision) -> Result<(), PortError> {
         let (stock, payment) = match decision {
             Decision::Commit => futures::join!(self.stock.commit(order), self.payment.commit(order)),
             Decision::Abort { .. } => futures::join!(self.stock.abort(order), self.payment.abort(order)),
@@ -181,7 +191,7 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
         stock.and(payment)
     }
 
-    async fn finish(&self, order_id: &str, decision: &Decision) -> Result<Executed, Unavailable> {
+    async fn finish(&self, order_id: &str, decision: &Decision) -> Result<Executed, PortError> {
         let (status, reason, executed) = match decision {
             Decision::Commit => (OrderStatus::Committed, None, Executed::Committed),
             Decision::Abort { reason } => {
@@ -193,9 +203,10 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
         Ok(executed)
     }
 
-    /// The last delivery could not finish: abort unless commit was decided (a commit decision
-    /// must be carried out, so that order stays `executing` and its message goes to the DLQ).
-    async fn give_up(&self, order_id: &str, error: Unavailable) -> Result<Executed, Unavailable> {
+    /// The last delivery could not finish, or no delivery could: abort unless commit was decided
+    /// (a commit decision must be carried out, so that order stays `executing` and its message
+    /// goes to the DLQ).
+    async fn give_up(&self, order_id: &str, error: PortError) -> Result<Executed, PortError> {
         let order = match self.ledger.claim(order_id).await? {
             Claim::Executing(order) => order,
             Claim::Finished(status) => return Ok(Executed::AlreadyFinished(status)),
@@ -205,7 +216,9 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
                 return Ok(Executed::Unknown);
             }
         };
-        let proposal = Decision::Abort { reason: format!("gave up: {error}") };
+        tracing::error!(order_id, %error, permanent = error.is_permanent(), "giving the order up");
+        let reason = if error.is_permanent() { REFUSED } else { GAVE_UP };
+        let proposal = Decision::Abort { reason: reason.to_string() };
         let decision = self.ledger.decide(order_id, &proposal).await?;
         if decision == Decision::Commit {
             return Err(error);
@@ -230,7 +243,7 @@ mod tests {
     struct Ledger(Mutex<BTreeMap<String, ExecutableOrder>>);
 
     impl OrderLedger for Ledger {
-        async fn claim(&self, order_id: &str) -> Result<Claim, Unavailable> {
+        async fn claim(&self, order_id: &str) -> Result<Claim, PortError> {
             let mut orders = self.0.lock().unwrap();
             let Some(order) = orders.get_mut(order_id) else { return Ok(Claim::Unknown) };
             if order.status.is_final() {
@@ -243,15 +256,15 @@ mod tests {
             Ok(Claim::Executing(order.clone()))
         }
 
-        async fn decide(&self, order_id: &str, decision: &Decision) -> Result<Decision, Unavailable> {
+        async fn decide(&self, order_id: &str, decision: &Decision) -> Result<Decision, PortError> {
             let mut orders = self.0.lock().unwrap();
-            let order = orders.get_mut(order_id).ok_or_else(|| Unavailable("no order".into()))?;
+            let order = orders.get_mut(order_id).ok_or_else(|| PortError::NotFound("no order".into()))?;
             Ok(order.decision.get_or_insert_with(|| decision.clone()).clone())
         }
 
-        async fn finish(&self, order_id: &str, status: OrderStatus, _: Option<&str>) -> Result<(), Unavailable> {
+        async fn finish(&self, order_id: &str, status: OrderStatus, _: Option<&str>) -> Result<(), PortError> {
             let mut orders = self.0.lock().unwrap();
-            let order = orders.get_mut(order_id).ok_or_else(|| Unavailable("no order".into()))?;
+            let order = orders.get_mut(order_id).ok_or_else(|| PortError::NotFound("no order".into()))?;
             assert_eq!(order.status, OrderStatus::Executing, "finish only from executing");
             order.status = status;
             Ok(())
@@ -264,21 +277,31 @@ mod tests {
         copies: Mutex<i64>,
         reservations: Mutex<BTreeMap<String, (i64, &'static str)>>,
         down: Mutex<bool>,
+        /// What prepare fails with, if anything.
+        prepare_fault: Mutex<Option<PortError>>,
     }
 
     impl Stock {
         fn new(copies: i64) -> Self {
-            Self { copies: Mutex::new(copies), reservations: Mutex::default(), down: Mutex::new(false) }
+            Self {
+                copies: Mutex::new(copies),
+                reservations: Mutex::default(),
+                down: Mutex::new(false),
+                prepare_fault: Mutex::new(None),
+            }
         }
 
-        fn check_up(&self) -> Result<(), Unavailable> {
-            if *self.down.lock().unwrap() { Err(Unavailable("books database down".into())) } else { Ok(()) }
+        fn check_up(&self) -> Result<(), PortError> {
+            if *self.down.lock().unwrap() { Err(PortError::Transient("books database down".into())) } else { Ok(()) }
         }
     }
 
     impl Participant for Stock {
-        async fn prepare(&self, order: &ExecutableOrder) -> Result<Vote, Unavailable> {
+        async fn prepare(&self, order: &ExecutableOrder) -> Result<Vote, PortError> {
             self.check_up()?;
+            if let Some(fault) = self.prepare_fault.lock().unwrap().clone() {
+                return Err(fault);
+            }
             let wanted: i64 = order.lines.iter().map(|(_, n)| n).sum();
             let mut reservations = self.reservations.lock().unwrap();
             if let Some((_, state)) = reservations.get(&order.order_id) {
@@ -293,7 +316,7 @@ mod tests {
             Ok(Vote::Yes)
         }
 
-        async fn commit(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
+        async fn commit(&self, order: &ExecutableOrder) -> Result<(), PortError> {
             self.check_up()?;
             let mut reservations = self.reservations.lock().unwrap();
             let reservation = reservations.get_mut(&order.order_id).expect("commit after prepare");
@@ -302,7 +325,7 @@ mod tests {
             Ok(())
         }
 
-        async fn abort(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
+        async fn abort(&self, order: &ExecutableOrder) -> Result<(), PortError> {
             self.check_up()?;
             let mut reservations = self.reservations.lock().unwrap();
             let reservation = reservations.entry(order.order_id.clone()).or_insert((0, "aborted"));
@@ -323,13 +346,13 @@ mod tests {
     }
 
     impl Participant for Payment {
-        async fn prepare(&self, order: &ExecutableOrder) -> Result<Vote, Unavailable> {
+        async fn prepare(&self, order: &ExecutableOrder) -> Result<Vote, PortError> {
             let mut states = self.states.lock().unwrap();
             let state = states.entry(order.order_id.clone()).or_insert("authorized");
             Ok(if *state == "released" { Vote::No("payment released".into()) } else { Vote::Yes })
         }
 
-        async fn commit(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
+        async fn commit(&self, order: &ExecutableOrder) -> Result<(), PortError> {
             let mut states = self.states.lock().unwrap();
             if states.insert(order.order_id.clone(), "charged") != Some("charged") {
                 self.charged.fetch_add(1, Ordering::SeqCst);
@@ -337,7 +360,7 @@ mod tests {
             Ok(())
         }
 
-        async fn abort(&self, order: &ExecutableOrder) -> Result<(), Unavailable> {
+        async fn abort(&self, order: &ExecutableOrder) -> Result<(), PortError> {
             let mut states = self.states.lock().unwrap();
             assert_ne!(states.get(&order.order_id), Some(&"charged"));
             states.insert(order.order_id.clone(), "released");
@@ -424,7 +447,7 @@ mod tests {
         let faults = FailAt(FaultPoint::BeforePrepare, AtomicUsize::new(2));
         assert!(block_on(executor.execute("o1", false, &faults)).is_err());
         let answer = block_on(executor.execute("o1", true, &faults)).unwrap();
-        assert!(matches!(&answer, Executed::Failed(reason) if reason.contains("injected")), "{answer:?}");
+        assert_eq!(answer, Executed::Failed(GAVE_UP.into()), "the cause is logged, not shown");
         assert_eq!(status(&executor, "o1"), OrderStatus::Failed);
         assert_eq!(executor.payment.states.lock().unwrap()["o1"], "released");
         // A late prepare of the aborted order is refused.
@@ -443,7 +466,7 @@ mod tests {
         assert!(matches!(executor.ledger.0.lock().unwrap()["o1"].decision, Some(Decision::Abort { .. })));
         *executor.stock.down.lock().unwrap() = false;
         let answer = block_on(executor.execute("o1", false, &faults)).unwrap();
-        assert!(matches!(&answer, Executed::Failed(reason) if reason.contains("books database down")), "{answer:?}");
+        assert_eq!(answer, Executed::Failed(GAVE_UP.into()));
         assert_eq!(*executor.stock.copies.lock().unwrap(), 5);
     }
 
@@ -465,6 +488,29 @@ mod tests {
             assert!(matches!(&answer, Executed::Failed(reason) if reason.contains("positive")), "{answer:?}");
         }
         assert_eq!(*executor.stock.copies.lock().unwrap(), 5);
+    }
+
+    #[test]
+    fn a_transient_fault_is_retried_and_a_permanent_one_fails_the_order_at_once() {
+        let executor = executor(5, &[("o1", 1), ("o2", 1)]);
+        *executor.stock.prepare_fault.lock().unwrap() = Some(PortError::Transient("no leader".into()));
+        assert_eq!(block_on(executor.execute("o1", false, &Reliable)), Err(PortError::Transient("no leader".into())));
+        assert_eq!((status(&executor, "o1"), executor.ledger.0.lock().unwrap()["o1"].decision.clone()), (OrderStatus::Executing, None));
+        // Refused for good: no delivery could do better, so this first one ends the order.
+        *executor.stock.prepare_fault.lock().unwrap() = Some(PortError::Permanent("malformed transaction".into()));
+        assert_eq!(block_on(executor.execute("o2", false, &Reliable)), Ok(Executed::Failed(REFUSED.into())));
+        assert_eq!(status(&executor, "o2"), OrderStatus::Failed);
+        assert_eq!(executor.payment.states.lock().unwrap()["o2"], "released");
+        assert_eq!(*executor.stock.copies.lock().unwrap(), 5);
+    }
+
+    #[test]
+    fn an_order_that_is_not_queued_is_refused_for_good_and_left_as_it_is() {
+        let executor = executor(5, &[("o1", 1)]);
+        executor.ledger.0.lock().unwrap().get_mut("o1").unwrap().status = OrderStatus::Approved;
+        let answer = block_on(executor.execute("o1", false, &Reliable));
+        assert!(matches!(&answer, Err(PortError::Permanent(e)) if e.contains("approved, not queued")), "{answer:?}");
+        assert_eq!(status(&executor, "o1"), OrderStatus::Approved);
     }
 
     #[test]

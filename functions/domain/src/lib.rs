@@ -12,6 +12,7 @@
 //! - [`order`]: an order's states and the transitions between them
 //! - [`sweeper`]: no stranded orders: an approved order whose message was never sent is queued or failed
 //! - [`execution`]: the order executor: a two-phase commit across stock and payment, exactly once
+//! - [`port_error`]: a port's failure by kind: transient, permanent, not found
 //! - [`payment`]: the payment participant: authorise, charge, release
 //! - [`service`]: what a service does with a request: init, run an event (enforcing the order), clear
 //! - [`catalog`]: books, the default catalog (`catalog/books.json`), its validation, lookups by id or title
@@ -29,6 +30,7 @@ pub mod idempotency;
 pub mod orchestrator;
 pub mod order;
 pub mod payment;
+pub mod port_error;
 pub mod service;
 pub mod suggestions;
 pub mod sweeper;

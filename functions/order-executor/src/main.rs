@@ -38,6 +38,10 @@ struct Settings {
     orders: OrdersTableSettings,
     #[command(flatten)]
     queue: OrderQueueSettings,
+    /// Where a message no delivery could finish goes at once (blank: after its last delivery,
+    /// by the queue's redrive policy).
+    #[arg(long, env = "DEAD_LETTER_QUEUE_URL")]
+    dead_letter_queue_url: Option<String>,
     #[arg(long, env = "PAYMENT_FUNCTION", default_value = DEFAULT_PAYMENT_FUNCTION, value_parser = or_default(DEFAULT_PAYMENT_FUNCTION))]
     payment_function: String,
     #[arg(long, env = "MAX_RECEIVES", default_value_t = DEFAULT_MAX_RECEIVES, value_parser = number_or(DEFAULT_MAX_RECEIVES))]
@@ -80,8 +84,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     // The queue URL is required (see OrderQueueSettings), so failed messages can always be told
     // when to come back.
-    let queue =
-        Some(RetryQueue { client: aws_sdk_sqs::Client::new(&config), queue_url: settings.queue.order_queue_url });
+    let queue = Some(RetryQueue {
+        client: aws_sdk_sqs::Client::new(&config),
+        queue_url: settings.queue.order_queue_url,
+        dead_letter_queue_url: settings.dead_letter_queue_url.filter(|url| !url.trim().is_empty()),
+    });
     let shared = Arc::new((executor, delivery, queue));
     lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let shared = Arc::clone(&shared);
