@@ -99,7 +99,13 @@ async fn bad_messages_end_in_the_dead_letter_queue_or_are_dropped_and_can_be_red
     let reason = message.message_attributes().and_then(|a| a.get(DEAD_LETTER_REASON)).and_then(|v| v.string_value());
     assert_eq!(reason, Some("not an order"), "{message:?}");
     let receipt = message.receipt_handle().unwrap();
-    sqs.change_message_visibility().queue_url(dead_letters).receipt_handle(receipt).visibility_timeout(0).send().await.unwrap();
+    sqs.change_message_visibility()
+        .queue_url(dead_letters)
+        .receipt_handle(receipt)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(xtask::redrive::redrive(&sqs, dead_letters, queue).await.unwrap(), 1);
     assert_eq!(count(dead_letters).await, 0);
 }

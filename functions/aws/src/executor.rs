@@ -167,7 +167,8 @@ async fn dead_letter(queue: Option<&RetryQueue>, message: &SqsMessage, reason: &
         return false;
     };
     let body = message.body.clone().unwrap_or_default();
-    let attribute = aws_sdk_sqs::types::MessageAttributeValue::builder().data_type("String").string_value(reason).build();
+    let attribute =
+        aws_sdk_sqs::types::MessageAttributeValue::builder().data_type("String").string_value(reason).build();
     let attribute = match attribute {
         Ok(attribute) => attribute,
         Err(e) => {
@@ -175,7 +176,8 @@ async fn dead_letter(queue: Option<&RetryQueue>, message: &SqsMessage, reason: &
             return false;
         }
     };
-    let send = queue.client.send_message().queue_url(url).message_body(body).message_attributes(DEAD_LETTER_REASON, attribute);
+    let send =
+        queue.client.send_message().queue_url(url).message_body(body).message_attributes(DEAD_LETTER_REASON, attribute);
     match send.send().await {
         Ok(_) => true,
         Err(e) => {

@@ -68,8 +68,7 @@ pub trait OrderLedger: Send + Sync {
     /// conditional write in the common case.
     fn claim(&self, order_id: &str) -> impl Future<Output = Result<Claim, PortError>> + Send;
     /// Records `decision` unless one is recorded already; answers the decision in force.
-    fn decide(&self, order_id: &str, decision: &Decision)
-    -> impl Future<Output = Result<Decision, PortError>> + Send;
+    fn decide(&self, order_id: &str, decision: &Decision) -> impl Future<Output = Result<Decision, PortError>> + Send;
     /// `executing → committed | failed` (with the reason when failed), stamped with the time.
     fn finish(
         &self,
@@ -495,7 +494,10 @@ mod tests {
         let executor = executor(5, &[("o1", 1), ("o2", 1)]);
         *executor.stock.prepare_fault.lock().unwrap() = Some(PortError::Transient("no leader".into()));
         assert_eq!(block_on(executor.execute("o1", false, &Reliable)), Err(PortError::Transient("no leader".into())));
-        assert_eq!((status(&executor, "o1"), executor.ledger.0.lock().unwrap()["o1"].decision.clone()), (OrderStatus::Executing, None));
+        assert_eq!(
+            (status(&executor, "o1"), executor.ledger.0.lock().unwrap()["o1"].decision.clone()),
+            (OrderStatus::Executing, None)
+        );
         // Refused for good: no delivery could do better, so this first one ends the order.
         *executor.stock.prepare_fault.lock().unwrap() = Some(PortError::Permanent("malformed transaction".into()));
         assert_eq!(block_on(executor.execute("o2", false, &Reliable)), Ok(Executed::Failed(REFUSED.into())));
