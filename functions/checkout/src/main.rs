@@ -194,7 +194,7 @@ mod tests {
     use bookstore_domain::idempotency::{Claim, IdempotencyKey};
     use bookstore_domain::orchestrator::{OrderRecord, Recorded};
     use bookstore_domain::service::{ServiceRequest, ServiceResponse, Unavailable};
-    use bookstore_domain::testing::MemoryKeys;
+    use bookstore_domain::testing::{MemoryKeys, MemoryQueue};
 
     use super::*;
 
@@ -218,14 +218,6 @@ mod tests {
         }
     }
 
-    struct Queue;
-
-    impl OrderQueue for Queue {
-        async fn enqueue(&self, _: &str) -> Result<(), Unavailable> {
-            Ok(())
-        }
-    }
-
     struct Catalog(Vec<Book>);
 
     impl CatalogSource for Catalog {
@@ -234,13 +226,13 @@ mod tests {
         }
     }
 
-    type TestCheckout = Checkout<Down, Orders, Queue, Catalog, MemoryKeys>;
+    type TestCheckout = Checkout<Down, Orders, MemoryQueue, Catalog, MemoryKeys>;
 
     fn app() -> Arc<TestCheckout> {
         Arc::new(Checkout {
             services: Timed(Down),
             orders: Timed(Orders::default()),
-            queue: Timed(Queue),
+            queue: Timed(MemoryQueue::default()),
             catalog: Timed(Catalog(default_catalog().unwrap())),
             keys: MemoryKeys::default(),
         })

@@ -319,6 +319,7 @@ mod tests {
     use crate::service::tests::{MemoryStore, block_on};
     use crate::service::{OrderState, StateStore, handle};
     use crate::suggestions::BoughtTogether;
+    use crate::testing::MemoryQueue;
 
     struct Catalog;
 
@@ -389,23 +390,6 @@ mod tests {
         }
     }
 
-    /// The order queue; `down` refuses every message.
-    #[derive(Default)]
-    struct Queue {
-        sent: Mutex<Vec<String>>,
-        down: std::sync::atomic::AtomicBool,
-    }
-
-    impl OrderQueue for Queue {
-        async fn enqueue(&self, order_id: &str) -> Result<(), Unavailable> {
-            if self.down.load(Ordering::SeqCst) {
-                return Err(Unavailable("the queue is down".into()));
-            }
-            self.sent.lock().unwrap().push(order_id.into());
-            Ok(())
-        }
-    }
-
     fn body(overrides: serde_json::Value) -> Vec<u8> {
         let mut body = json!({
             "user": {"name": "Ada Lovelace", "contact": "ada.lovelace@example.org"},
@@ -421,13 +405,17 @@ mod tests {
         body.to_string().into_bytes()
     }
 
-    fn run(world: &(InProcess, Orders, Queue), order_id: &str, body: &[u8]) -> Result<CheckoutResponse, CheckoutError> {
+    fn run(
+        world: &(InProcess, Orders, MemoryQueue),
+        order_id: &str,
+        body: &[u8],
+    ) -> Result<CheckoutResponse, CheckoutError> {
         let deps = Dependencies { services: &world.0, orders: &world.1, queue: &world.2, catalog: &Catalog };
         block_on(checkout(&deps, order_id.into(), "2026-11-24T00:00:00Z", body))
     }
 
-    fn world() -> (InProcess, Orders, Queue) {
-        (InProcess::new(), Orders::default(), Queue::default())
+    fn world() -> (InProcess, Orders, MemoryQueue) {
+        (InProcess::new(), Orders::default(), MemoryQueue::default())
     }
 
     #[test]

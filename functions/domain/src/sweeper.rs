@@ -109,11 +109,12 @@ impl<O: QueuedOrders, Q: OrderQueue> OrderSweeper<O, Q> {
 mod tests {
     use std::collections::BTreeMap;
     use std::sync::Mutex;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
 
     use super::*;
     use crate::order::OrderStatus;
     use crate::service::tests::block_on;
+    use crate::testing::MemoryQueue;
 
     /// An order as the sweeper's part of the table sees it.
     #[derive(Debug, Clone, PartialEq)]
@@ -171,25 +172,9 @@ mod tests {
         }
     }
 
-    #[derive(Default)]
-    struct Queue {
-        sent: Mutex<Vec<String>>,
-        down: AtomicBool,
-    }
-
-    impl OrderQueue for Queue {
-        async fn enqueue(&self, order_id: &str) -> Result<(), Unavailable> {
-            if self.down.load(Ordering::SeqCst) {
-                return Err(Unavailable("the queue is down".into()));
-            }
-            self.sent.lock().unwrap().push(order_id.into());
-            Ok(())
-        }
-    }
-
-    fn sweeper(orders: &[(&str, OrderStatus, u64)]) -> OrderSweeper<Table, Queue> {
+    fn sweeper(orders: &[(&str, OrderStatus, u64)]) -> OrderSweeper<Table, MemoryQueue> {
         let settings = SweepSettings { stranded_after: 60, max_attempts: 3 };
-        OrderSweeper { orders: Table::with(orders), queue: Queue::default(), settings }
+        OrderSweeper { orders: Table::with(orders), queue: MemoryQueue::default(), settings }
     }
 
     #[test]

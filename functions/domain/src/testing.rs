@@ -6,11 +6,30 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::idempotency::{
     CLAIM_LEASE, Claim, ClaimId, HeldKey, IdempotencyKey, IdempotencyStore, KEY_LIFETIME, StoredAnswer,
 };
+use crate::orchestrator::OrderQueue;
 use crate::service::Unavailable;
+
+/// The order queue in memory: the order ids sent, in order; while `down`, every send fails.
+#[derive(Default)]
+pub struct MemoryQueue {
+    pub sent: Mutex<Vec<String>>,
+    pub down: AtomicBool,
+}
+
+impl OrderQueue for MemoryQueue {
+    async fn enqueue(&self, order_id: &str) -> Result<(), Unavailable> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(Unavailable("the queue is down".into()));
+        }
+        self.sent.lock().unwrap().push(order_id.into());
+        Ok(())
+    }
+}
 
 /// Idempotency keys in memory: each held, by its claim, until the last second of its lease or
 /// lifetime.
