@@ -35,35 +35,42 @@ pub fn run(options: Redrive) -> Result<()> {
     })
 }
 
-/// Moves every message of `from` to `to`; answers how many. Each is sent before it is deleted,
-/// so a failure half-way duplicates a message at worst (the executors apply an order once).
+/// Moves every message that is in `from` to `to`; answers how many. All are taken first (held
+/// invisible), then each is sent before it is deleted: a message that comes straight back to
+/// `from` (the executor dead-letters it again) is not moved twice, and a failure half-way
+/// duplicates a message at worst (the executors apply an order once).
 pub async fn redrive(sqs: &aws_sdk_sqs::Client, from: &str, to: &str) -> Result<usize> {
-    let mut moved = 0;
+    let mut taken = Vec::new();
     loop {
         let received = sqs
             .receive_message()
             .queue_url(from)
             .max_number_of_messages(10)
+            .visibility_timeout(HOLD_SECONDS)
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("receiving: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
         if received.messages().is_empty() {
-            return Ok(moved);
+            break;
         }
-        for message in received.messages() {
-            sqs.send_message()
-                .queue_url(to)
-                .message_body(message.body().unwrap_or_default())
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("sending: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-            sqs.delete_message()
-                .queue_url(from)
-                .receipt_handle(message.receipt_handle().unwrap_or_default())
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("deleting: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-            moved += 1;
-        }
+        taken.extend(received.messages.unwrap_or_default());
     }
+    for message in &taken {
+        sqs.send_message()
+            .queue_url(to)
+            .message_body(message.body().unwrap_or_default())
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("sending: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+        sqs.delete_message()
+            .queue_url(from)
+            .receipt_handle(message.receipt_handle().unwrap_or_default())
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("deleting: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+    }
+    Ok(taken.len())
 }
+
+/// How long the messages taken stay invisible while they are moved.
+const HOLD_SECONDS: i32 = 300;

@@ -107,7 +107,20 @@ async fn bad_messages_end_in_the_dead_letter_queue_or_are_dropped_and_can_be_red
         .await
         .unwrap();
     assert_eq!(xtask::redrive::redrive(&sqs, dead_letters, queue).await.unwrap(), 1);
-    assert_eq!(count(dead_letters).await, 0);
+    // Redriven, it meets an executor again, which dead-letters it again (it is still no order):
+    // a new message, once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let again = loop {
+        assert!(Instant::now() < deadline, "the redriven message did not come back");
+        let received = sqs.receive_message().queue_url(dead_letters).wait_time_seconds(1).send().await.unwrap();
+        if let Some(message) = received.messages().first() {
+            break message.clone();
+        }
+    };
+    assert_eq!(again.body(), Some("not an order"));
+    assert_ne!(again.message_id(), message.message_id(), "it went round through the order queue");
+    assert_eq!(count(queue).await, 0);
+    assert_eq!(count(dead_letters).await, 1, "once");
 }
 
 /// The fault between recording an order and queueing it: the checkout records the order and
