@@ -1,7 +1,7 @@
 //! The orders table: one item per order, keyed by `orderId`. `status` and `history` are
 //! attributes of their own so that a status change is one conditional update; the rest of the
 //! record (items, events, clocks) is written once, as JSON in `record`. A `queued` order carries
-//! `queuedAt` (seconds since the epoch), and `sweeps`/`resent` once the sweeper took it up.
+//! `queuedAt` (seconds since the epoch), and `sweeps`/`sweepAfter` once the sweeper took it up.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
@@ -36,8 +36,10 @@ struct NewOrder<'a> {
     queued_at: Option<u64>,
 }
 
-/// An order `queued` since before `:cutoff` whose message the sweeper has not sent.
-const STRANDED: &str = "#status = :queued AND queuedAt < :cutoff AND attribute_not_exists(resent)";
+/// An order `queued` since before `:cutoff` (or since a time not recorded: an order from before
+/// `queuedAt` was written), which the sweeper has not put off past `:now`.
+const STRANDED: &str = "#status = :queued AND (queuedAt < :cutoff OR attribute_not_exists(queuedAt)) \
+                        AND (attribute_not_exists(sweepAfter) OR sweepAfter < :now)";
 
 /// An item as read back, with what status changes and the executor added since.
 #[derive(Deserialize)]
@@ -149,7 +151,7 @@ impl OrderStore for DynamoOrders {
 }
 
 impl QueuedOrders for DynamoOrders {
-    async fn stranded(&self, cutoff: u64) -> Result<Vec<StrandedOrder>, Unavailable> {
+    async fn stranded(&self, cutoff: u64, now: u64) -> Result<Vec<StrandedOrder>, Unavailable> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Row {
@@ -168,6 +170,7 @@ impl QueuedOrders for DynamoOrders {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":queued", to_value(OrderStatus::Queued, "encoding the order status")?)
             .expression_attribute_values(":cutoff", AttributeValue::N(cutoff.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .into_paginator()
             .items()
             .send()
@@ -182,25 +185,26 @@ impl QueuedOrders for DynamoOrders {
         Ok(stranded)
     }
 
-    async fn begin_attempt(&self, order_id: &str, cutoff: u64, now: u64) -> Result<bool, Unavailable> {
+    async fn begin_attempt(&self, order_id: &str, cutoff: u64, now: u64, until: u64) -> Result<bool, Unavailable> {
         let update = update_item(&self.client, &self.table, ("orderId", AttributeValue::S(order_id.into())))
-            .update_expression("SET queuedAt = :now, sweeps = if_not_exists(sweeps, :zero) + :one")
+            .update_expression("SET sweepAfter = :until, sweeps = if_not_exists(sweeps, :zero) + :one")
             .condition_expression(STRANDED)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":queued", to_value(OrderStatus::Queued, "encoding the order status")?)
             .expression_attribute_values(":cutoff", AttributeValue::N(cutoff.to_string()))
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()));
         Ok(matches!(conditional(update.send(), "sweeping the order").await?, Written::Applied(_)))
     }
 
-    async fn sent(&self, order_id: &str) -> Result<(), Unavailable> {
+    async fn put_off(&self, order_id: &str, until: u64) -> Result<(), Unavailable> {
         let update = update_item(&self.client, &self.table, ("orderId", AttributeValue::S(order_id.into())))
-            .update_expression("SET resent = :yes")
+            .update_expression("SET sweepAfter = :until")
             .condition_expression("attribute_exists(orderId)")
-            .expression_attribute_values(":yes", AttributeValue::Bool(true));
-        conditional(update.send(), "noting the order's message").await?;
+            .expression_attribute_values(":until", AttributeValue::N(until.to_string()));
+        conditional(update.send(), "putting the order off").await?;
         Ok(())
     }
 
@@ -358,27 +362,32 @@ mod tests {
         let page = json!({"Items": [{"orderId": {"S": "o1"}}, {"orderId": {"S": "o2"}, "sweeps": {"N": "2"}}]});
         let table = replay(vec![(200, page), (200, json!({})), condition_failed(), (200, json!({})), (200, json!({}))]);
         let orders = DynamoOrders::new(table.client.clone(), "orders".into());
-        let stranded = orders.stranded(1000).await.unwrap();
+        let stranded = orders.stranded(1000, 1060).await.unwrap();
         let expected = [
             StrandedOrder { order_id: "o1".into(), attempts: 0 },
             StrandedOrder { order_id: "o2".into(), attempts: 2 },
         ];
         assert_eq!(stranded, expected);
-        assert!(orders.begin_attempt("o1", 1000, 1100).await.unwrap());
-        assert!(!orders.begin_attempt("o1", 1000, 1100).await.unwrap(), "another sweep took it");
-        orders.sent("o1").await.unwrap();
+        assert!(orders.begin_attempt("o1", 1000, 1060, 1120).await.unwrap());
+        assert!(!orders.begin_attempt("o1", 1000, 1060, 1120).await.unwrap(), "another sweep took it");
+        orders.put_off("o1", 2860).await.unwrap();
         assert!(orders.fail("o2", "never queued", "t3").await.unwrap());
         let calls = table.calls();
         let scan = &calls[0].1;
         assert_eq!(calls[0].0, "Scan");
         assert_eq!(scan["FilterExpression"], STRANDED);
-        assert_eq!(scan["ExpressionAttributeValues"], json!({":queued": {"S": "queued"}, ":cutoff": {"N": "1000"}}));
+        let values = json!({":queued": {"S": "queued"}, ":cutoff": {"N": "1000"}, ":now": {"N": "1060"}});
+        assert_eq!(scan["ExpressionAttributeValues"], values);
         assert_eq!(scan["ConsistentRead"], true);
         let attempt = &calls[1].1;
         assert_eq!(attempt["ConditionExpression"], STRANDED);
-        assert_eq!(attempt["UpdateExpression"], "SET queuedAt = :now, sweeps = if_not_exists(sweeps, :zero) + :one");
-        assert_eq!(attempt["ExpressionAttributeValues"][":now"], json!({"N": "1100"}));
-        assert_eq!(calls[3].1["UpdateExpression"], "SET resent = :yes");
+        assert_eq!(
+            attempt["UpdateExpression"],
+            "SET sweepAfter = :until, sweeps = if_not_exists(sweeps, :zero) + :one"
+        );
+        assert_eq!(attempt["ExpressionAttributeValues"][":until"], json!({"N": "1120"}));
+        assert_eq!(calls[3].1["UpdateExpression"], "SET sweepAfter = :until");
+        assert_eq!(calls[3].1["ExpressionAttributeValues"][":until"], json!({"N": "2860"}));
         let fail = &calls[4].1;
         assert_eq!(
             fail["UpdateExpression"],

@@ -12,13 +12,15 @@ use serde::{Deserialize, Serialize};
 use crate::books::STOCK_PREFIX;
 use crate::unavailable;
 
-/// A books database failure by kind: no node could answer (or a write raced this one) is
-/// transient; a refusal or an answer out of protocol is permanent.
+/// A books database failure by kind: no node could answer, a node's own fault (5xx, a storage
+/// error), throttling, or a write that raced this one is transient; a refusal of the request
+/// (4xx) or an answer out of protocol is permanent.
 fn books_db_error(what: &str, error: books_db_client::Error) -> PortError {
     use books_db_client::Error;
     let message = format!("{what}: {error}");
     match error {
         Error::Unavailable { .. } | Error::VersionMismatch(_) => PortError::Transient(message),
+        Error::Rejected { status, .. } if status >= 500 || status == 429 => PortError::Transient(message),
         Error::NotFound => PortError::NotFound(message),
         Error::Rejected { .. } | Error::Protocol(_) | Error::InvalidKey(_) | Error::Config(_) => {
             PortError::Permanent(message)
@@ -204,5 +206,24 @@ impl Participant for BooksDbStock {
 
     async fn abort(&self, order: &ExecutableOrder) -> Result<(), PortError> {
         self.finish(&order.order_id, &order.lines, Step::Aborted).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use books_db_client::Error;
+
+    use super::*;
+
+    #[test]
+    fn a_node_fault_is_transient_and_a_refused_request_permanent() {
+        let rejected = |status| Error::Rejected { status, code: "x".into(), message: "y".into() };
+        for error in [rejected(500), rejected(429), Error::Unavailable { attempts: 3, last: "no leader".into() }] {
+            assert!(matches!(books_db_error("a txn", error), PortError::Transient(_)));
+        }
+        for error in [rejected(400), rejected(422), Error::Protocol("no body".into())] {
+            assert!(matches!(books_db_error("a txn", error), PortError::Permanent(_)));
+        }
+        assert!(matches!(books_db_error("a key", Error::NotFound), PortError::NotFound(_)));
     }
 }

@@ -97,7 +97,8 @@ pub struct Dependencies<'a, S, O, Q, C> {
     pub catalog: &'a C,
 }
 
-/// Runs one checkout. `order_id` is new and unique; `now` is the RFC 3339 time of the decision.
+/// Runs one checkout. `order_id` is new, or the id an earlier run of the same keyed checkout
+/// used (then that run's recorded order is answered); `now` is the RFC 3339 time of the decision.
 pub async fn checkout<S, O, Q, C>(
     deps: &Dependencies<'_, S, O, Q, C>,
     order_id: String,

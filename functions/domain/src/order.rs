@@ -1,6 +1,8 @@
 //! An order's life: `approved → queued → executing → committed | failed`, or `rejected` at
-//! checkout. The orders table is the truth; every change is a conditional write from one of the
-//! states [`OrderStatus::may_follow`] allows.
+//! checkout. The checkout records an approved order `queued` in its one write; executors take
+//! `queued → executing → committed | failed`, and the sweeper fails a stranded one
+//! `queued → failed`. The orders table is the truth; every change is a conditional write from one
+//! of the states [`OrderStatus::may_follow`] allows.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,10 +1,11 @@
 //! No stranded orders. The checkout records an approved order `queued` and then sends its
 //! message; if the send fails, or the function dies between the two, the order has no message and
 //! no executor would ever take it. The sweeper, run on a schedule, finds orders `queued` for
-//! longer than [`SweepSettings::stranded_after`] and sends their message again. An order it has
-//! sent once is the executors' from then on (a message that cannot be executed ends in the
-//! dead-letter queue and its order `failed`); an order whose message it could not send in
-//! [`SweepSettings::max_attempts`] tries is failed with a reason, so every order ends `committed`
+//! longer than [`SweepSettings::stranded_after`] and sends their message again. A message it sent
+//! is given [`SweepSettings::resend_after`] to be executed (its deliveries and the dead-letter
+//! queue's rules bound that); an order still `queued` after it (its message was lost, expired or
+//! dead-lettered before any executor claimed the order) is taken up again. An order taken up
+//! [`SweepSettings::max_attempts`] times is failed with a reason, so every order ends `committed`
 //! or `failed` in bounded time. A message sent twice (the checkout's was only slow) is harmless:
 //! executors apply an order once.
 
@@ -19,24 +20,26 @@ use crate::service::Unavailable;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StrandedOrder {
     pub order_id: String,
-    /// How often the sweeper tried to send its message before.
+    /// How often the sweeper took it up before.
     pub attempts: u32,
 }
 
-/// The orders table, as the sweeper uses it. Times are seconds since the Unix epoch.
+/// The orders table, as the sweeper uses it. Times are seconds since the Unix epoch. An order is
+/// stranded at `now` when it is `queued` since before `cutoff` (or since a time not recorded) and
+/// the sweeper has not put it off past `now`.
 pub trait QueuedOrders: Send + Sync {
-    /// Orders `queued` since before `cutoff` whose message the sweeper has not sent.
-    fn stranded(&self, cutoff: u64) -> impl Future<Output = Result<Vec<StrandedOrder>, Unavailable>> + Send;
-    /// Counts an attempt to send the order's message, restarting its wait at `now`, if it is still
-    /// stranded as of `cutoff` (a conditional write, so two sweeps cannot both send): whether it was.
+    fn stranded(&self, cutoff: u64, now: u64) -> impl Future<Output = Result<Vec<StrandedOrder>, Unavailable>> + Send;
+    /// Counts an attempt and puts the order off until `until`, if it is still stranded (a
+    /// conditional write, so two sweeps cannot both send): whether it was.
     fn begin_attempt(
         &self,
         order_id: &str,
         cutoff: u64,
         now: u64,
+        until: u64,
     ) -> impl Future<Output = Result<bool, Unavailable>> + Send;
-    /// Notes that the message was sent: the order is no longer the sweeper's.
-    fn sent(&self, order_id: &str) -> impl Future<Output = Result<(), Unavailable>> + Send;
+    /// Puts the order off until `until`: its message was sent.
+    fn put_off(&self, order_id: &str, until: u64) -> impl Future<Output = Result<(), Unavailable>> + Send;
     /// `queued → failed` with `reason`, at `at` (RFC 3339), if it is still queued: whether it was.
     fn fail(&self, order_id: &str, reason: &str, at: &str) -> impl Future<Output = Result<bool, Unavailable>> + Send;
 }
@@ -44,9 +47,13 @@ pub trait QueuedOrders: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SweepSettings {
     /// Seconds an order may wait `queued` before it counts as stranded: well past a checkout's
-    /// own send, so that the sweeper seldom sends a message twice.
+    /// own send, so that the sweeper seldom sends a message twice. A send that failed is tried
+    /// again this long after.
     pub stranded_after: u64,
-    /// Tries to send an order's message before the order is failed.
+    /// Seconds a message the sweeper sent has to be executed before its order is taken up again:
+    /// past all its deliveries (the queue's `maxReceiveCount` times its visibility timeout).
+    pub resend_after: u64,
+    /// Times an order is taken up before it is failed.
     pub max_attempts: u32,
 }
 
@@ -56,9 +63,10 @@ pub struct SweepSettings {
 pub struct SweepReport {
     /// Orders whose message was sent.
     pub queued: Vec<String>,
-    /// Orders failed after their last try.
+    /// Orders failed after their last attempt.
     pub failed: Vec<String>,
-    /// Orders whose message could not be sent this time; they are tried again.
+    /// Orders whose message could not be sent, or whose record could not be written, this time;
+    /// they are taken up again.
     pub retrying: Vec<String>,
 }
 
@@ -71,37 +79,58 @@ pub struct OrderSweeper<O, Q> {
     pub settings: SweepSettings,
 }
 
+/// What taking up one order did.
+enum TakenUp {
+    Queued,
+    Failed,
+    Retrying,
+    /// Another sweep took it, or it was executed meanwhile.
+    Skipped,
+}
+
 impl<O: QueuedOrders, Q: OrderQueue> OrderSweeper<O, Q> {
     /// One sweep at `now` (seconds since the epoch; `at` the same as RFC 3339). An error means
-    /// the table could not be read; the next sweep tries again.
+    /// the table could not be read; the next sweep tries again. An order whose writes fail is
+    /// logged and left for the next sweep, and the others are still taken up.
     pub async fn sweep(&self, now: u64, at: &str) -> Result<SweepReport, Unavailable> {
         let cutoff = now.saturating_sub(self.settings.stranded_after);
         let mut report = SweepReport::default();
-        for order in self.orders.stranded(cutoff).await? {
-            let id = order.order_id;
-            if order.attempts >= self.settings.max_attempts {
-                if self.orders.fail(&id, UNQUEUED_REASON, at).await? {
-                    tracing::error!(order_id = id, attempts = order.attempts, "a stranded order was failed");
-                    report.failed.push(id);
-                }
-                continue;
-            }
-            if !self.orders.begin_attempt(&id, cutoff, now).await? {
-                continue;
-            }
-            match self.queue.enqueue(&id).await {
-                Ok(()) => {
-                    self.orders.sent(&id).await?;
-                    tracing::warn!(order_id = id, "a stranded order was queued again");
-                    report.queued.push(id);
-                }
+        for order in self.orders.stranded(cutoff, now).await? {
+            let id = order.order_id.clone();
+            match self.take_up(order, cutoff, now, at).await {
+                Ok(TakenUp::Queued) => report.queued.push(id),
+                Ok(TakenUp::Failed) => report.failed.push(id),
+                Ok(TakenUp::Retrying) => report.retrying.push(id),
+                Ok(TakenUp::Skipped) => {}
                 Err(e) => {
-                    tracing::warn!(order_id = id, error = %e, "a stranded order could not be queued; trying later");
+                    tracing::warn!(order_id = id, error = %e, "a stranded order could not be taken up; trying later");
                     report.retrying.push(id);
                 }
             }
         }
         Ok(report)
+    }
+
+    async fn take_up(&self, order: StrandedOrder, cutoff: u64, now: u64, at: &str) -> Result<TakenUp, Unavailable> {
+        let id = order.order_id;
+        if order.attempts >= self.settings.max_attempts {
+            if !self.orders.fail(&id, UNQUEUED_REASON, at).await? {
+                return Ok(TakenUp::Skipped);
+            }
+            tracing::error!(order_id = id, attempts = order.attempts, "a stranded order was failed");
+            return Ok(TakenUp::Failed);
+        }
+        let retry_at = now.saturating_add(self.settings.stranded_after);
+        if !self.orders.begin_attempt(&id, cutoff, now, retry_at).await? {
+            return Ok(TakenUp::Skipped);
+        }
+        if let Err(e) = self.queue.enqueue(&id).await {
+            tracing::warn!(order_id = id, error = %e, "a stranded order could not be queued; trying later");
+            return Ok(TakenUp::Retrying);
+        }
+        tracing::warn!(order_id = id, attempt = order.attempts + 1, "a stranded order was queued again");
+        self.orders.put_off(&id, now.saturating_add(self.settings.resend_after)).await?;
+        Ok(TakenUp::Queued)
     }
 }
 
@@ -120,65 +149,77 @@ mod tests {
     #[derive(Debug, Clone, PartialEq)]
     struct Row {
         status: OrderStatus,
-        waiting_since: u64,
+        queued_at: u64,
+        put_off_until: Option<u64>,
         attempts: u32,
-        sent: bool,
     }
 
+    /// The orders table in memory; writes for the order `broken` fail.
     #[derive(Default)]
-    struct Table(Mutex<BTreeMap<String, Row>>);
+    struct Table {
+        rows: Mutex<BTreeMap<String, Row>>,
+        broken: Mutex<Option<String>>,
+    }
 
     impl Table {
         fn with(orders: &[(&str, OrderStatus, u64)]) -> Self {
             let rows = orders.iter().map(|(id, status, since)| {
-                (id.to_string(), Row { status: *status, waiting_since: *since, attempts: 0, sent: false })
+                (id.to_string(), Row { status: *status, queued_at: *since, put_off_until: None, attempts: 0 })
             });
-            Self(Mutex::new(rows.collect()))
+            Self { rows: Mutex::new(rows.collect()), broken: Mutex::default() }
         }
 
         fn row(&self, id: &str) -> Row {
-            self.0.lock().unwrap()[id].clone()
+            self.rows.lock().unwrap()[id].clone()
+        }
+
+        fn check(&self, order_id: &str) -> Result<(), Unavailable> {
+            match self.broken.lock().unwrap().as_deref() {
+                Some(broken) if broken == order_id => Err(Unavailable("the table is down".into())),
+                _ => Ok(()),
+            }
         }
     }
 
-    fn is_stranded(row: &Row, cutoff: u64) -> bool {
-        row.status == OrderStatus::Queued && row.waiting_since < cutoff && !row.sent
+    fn is_stranded(row: &Row, cutoff: u64, now: u64) -> bool {
+        row.status == OrderStatus::Queued && row.queued_at < cutoff && row.put_off_until.is_none_or(|t| t < now)
     }
 
     impl QueuedOrders for Table {
-        async fn stranded(&self, cutoff: u64) -> Result<Vec<StrandedOrder>, Unavailable> {
-            let rows = self.0.lock().unwrap();
-            let stranded = rows.iter().filter(|(_, row)| is_stranded(row, cutoff));
+        async fn stranded(&self, cutoff: u64, now: u64) -> Result<Vec<StrandedOrder>, Unavailable> {
+            let rows = self.rows.lock().unwrap();
+            let stranded = rows.iter().filter(|(_, row)| is_stranded(row, cutoff, now));
             Ok(stranded.map(|(id, row)| StrandedOrder { order_id: id.clone(), attempts: row.attempts }).collect())
         }
 
-        async fn begin_attempt(&self, order_id: &str, cutoff: u64, now: u64) -> Result<bool, Unavailable> {
-            let mut rows = self.0.lock().unwrap();
-            let row = rows.get_mut(order_id).filter(|row| is_stranded(row, cutoff));
-            Ok(row.map(|row| (row.attempts, row.waiting_since) = (row.attempts + 1, now)).is_some())
+        async fn begin_attempt(&self, order_id: &str, cutoff: u64, now: u64, until: u64) -> Result<bool, Unavailable> {
+            self.check(order_id)?;
+            let mut rows = self.rows.lock().unwrap();
+            let row = rows.get_mut(order_id).filter(|row| is_stranded(row, cutoff, now));
+            Ok(row.map(|row| (row.attempts, row.put_off_until) = (row.attempts + 1, Some(until))).is_some())
         }
 
-        async fn sent(&self, order_id: &str) -> Result<(), Unavailable> {
-            if let Some(row) = self.0.lock().unwrap().get_mut(order_id) {
-                row.sent = true;
+        async fn put_off(&self, order_id: &str, until: u64) -> Result<(), Unavailable> {
+            if let Some(row) = self.rows.lock().unwrap().get_mut(order_id) {
+                row.put_off_until = Some(until);
             }
             Ok(())
         }
 
         async fn fail(&self, order_id: &str, _: &str, _: &str) -> Result<bool, Unavailable> {
-            let mut rows = self.0.lock().unwrap();
+            let mut rows = self.rows.lock().unwrap();
             let row = rows.get_mut(order_id).filter(|row| row.status == OrderStatus::Queued);
             Ok(row.map(|row| row.status = OrderStatus::Failed).is_some())
         }
     }
 
     fn sweeper(orders: &[(&str, OrderStatus, u64)]) -> OrderSweeper<Table, MemoryQueue> {
-        let settings = SweepSettings { stranded_after: 60, max_attempts: 3 };
+        let settings = SweepSettings { stranded_after: 60, resend_after: 1000, max_attempts: 3 };
         OrderSweeper { orders: Table::with(orders), queue: MemoryQueue::default(), settings }
     }
 
     #[test]
-    fn only_orders_queued_too_long_are_sent_again_and_only_once() {
+    fn orders_queued_too_long_are_sent_again_and_given_time_to_be_executed() {
         let s = sweeper(&[
             ("stranded", OrderStatus::Queued, 1000),
             ("recent", OrderStatus::Queued, 1050),
@@ -187,10 +228,12 @@ mod tests {
         ]);
         let report = block_on(s.sweep(1100, "t")).unwrap();
         assert_eq!(report, SweepReport { queued: vec!["stranded".into()], ..Default::default() });
-        // Sent: it is the executors' now, however long it waits.
-        let later = block_on(s.sweep(5000, "t")).unwrap();
-        assert_eq!(later.queued, ["recent"]);
-        assert_eq!(*s.queue.sent.lock().unwrap(), ["stranded", "recent"]);
+        // Sent: left to the executors for `resend_after`.
+        assert_eq!(block_on(s.sweep(1500, "t")).unwrap().queued, ["recent"]);
+        // Still queued after it: its message was lost too, so it is sent once more.
+        assert_eq!(block_on(s.sweep(2101, "t")).unwrap().queued, ["stranded"]);
+        assert_eq!(*s.queue.sent.lock().unwrap(), ["stranded", "recent", "stranded"]);
+        assert_eq!(s.orders.row("stranded").attempts, 2);
     }
 
     #[test]
@@ -218,9 +261,15 @@ mod tests {
         assert_eq!(block_on(s.sweep(1100, "t")).unwrap().retrying, ["o1"]);
         s.queue.down.store(false, Ordering::SeqCst);
         assert_eq!(block_on(s.sweep(1200, "t")).unwrap().queued, ["o1"]);
-        assert_eq!(
-            s.orders.row("o1"),
-            Row { status: OrderStatus::Queued, waiting_since: 1200, attempts: 2, sent: true }
-        );
+        let row = Row { status: OrderStatus::Queued, queued_at: 1000, put_off_until: Some(2200), attempts: 2 };
+        assert_eq!(s.orders.row("o1"), row);
+    }
+
+    #[test]
+    fn an_order_whose_record_cannot_be_written_does_not_stop_the_sweep() {
+        let s = sweeper(&[("a", OrderStatus::Queued, 1000), ("b", OrderStatus::Queued, 1000)]);
+        *s.orders.broken.lock().unwrap() = Some("a".into());
+        let report = block_on(s.sweep(1100, "t")).unwrap();
+        assert_eq!((report.queued, report.retrying), (vec!["b".to_string()], vec!["a".to_string()]));
     }
 }

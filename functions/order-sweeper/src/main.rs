@@ -1,6 +1,6 @@
 //! The order sweeper: run on a schedule (every minute in `template.yaml`, and so in the embedded
-//! default), it queues again the orders left `queued` without a message, or fails them when their
-//! message cannot be sent (see `bookstore_domain::sweeper`).
+//! default), it queues again the orders left `queued` without a message, and fails those taken up
+//! three times (see `bookstore_domain::sweeper`).
 
 use bookstore_aws::settings::{self, AwsSettings, OrderQueueSettings, OrdersTableSettings, number_or};
 use bookstore_aws::{DynamoOrders, SqsOrderQueue, now_rfc3339, sdk_config, unix_seconds};
@@ -10,7 +10,10 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 /// Seconds an order may wait `queued` before the sweeper takes it up.
 const DEFAULT_STRANDED_AFTER_SECONDS: u64 = 120;
-/// Tries to send a stranded order's message before it is failed.
+/// Seconds a message the sweeper sent has to be executed: past the order queue's five
+/// deliveries of 240 s each.
+const DEFAULT_RESEND_AFTER_SECONDS: u64 = 1800;
+/// Times a stranded order is taken up before it is failed.
 const DEFAULT_MAX_SWEEPS: u32 = 3;
 
 #[derive(Debug, Parser)]
@@ -23,6 +26,8 @@ struct Settings {
     queue: OrderQueueSettings,
     #[arg(long, env = "STRANDED_AFTER_SECONDS", default_value_t = DEFAULT_STRANDED_AFTER_SECONDS, value_parser = number_or(DEFAULT_STRANDED_AFTER_SECONDS))]
     stranded_after_seconds: u64,
+    #[arg(long, env = "RESEND_AFTER_SECONDS", default_value_t = DEFAULT_RESEND_AFTER_SECONDS, value_parser = number_or(DEFAULT_RESEND_AFTER_SECONDS))]
+    resend_after_seconds: u64,
     #[arg(long, env = "MAX_SWEEPS", default_value_t = DEFAULT_MAX_SWEEPS, value_parser = number_or(DEFAULT_MAX_SWEEPS))]
     max_sweeps: u32,
 }
@@ -35,7 +40,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sweeper = OrderSweeper {
         orders: DynamoOrders::new(aws_sdk_dynamodb::Client::new(&config), settings.orders.orders_table),
         queue: SqsOrderQueue::new(aws_sdk_sqs::Client::new(&config), settings.queue.order_queue_url),
-        settings: SweepSettings { stranded_after: settings.stranded_after_seconds, max_attempts: settings.max_sweeps },
+        settings: SweepSettings {
+            stranded_after: settings.stranded_after_seconds,
+            resend_after: settings.resend_after_seconds,
+            max_attempts: settings.max_sweeps,
+        },
     };
     let sweeper = &sweeper;
     // The event (a scheduled event, or anything) says nothing the sweep needs.
@@ -65,6 +74,9 @@ mod tests {
             std::env::set_var("STRANDED_AFTER_SECONDS", "");
         }
         let settings: Settings = settings::load().unwrap();
-        assert_eq!((settings.stranded_after_seconds, settings.max_sweeps), (120, 3));
+        assert_eq!(
+            (settings.stranded_after_seconds, settings.resend_after_seconds, settings.max_sweeps),
+            (120, 1800, 3)
+        );
     }
 }
