@@ -49,7 +49,7 @@ pub async fn redrive(sqs: &aws_sdk_sqs::Client, from: &str, to: &str) -> Result<
             .visibility_timeout(HOLD_SECONDS)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("receiving: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+            .map_err(|e| sqs_error("receiving", e))?;
         if received.messages().is_empty() {
             break;
         }
@@ -61,15 +61,23 @@ pub async fn redrive(sqs: &aws_sdk_sqs::Client, from: &str, to: &str) -> Result<
             .message_body(message.body().unwrap_or_default())
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("sending: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+            .map_err(|e| sqs_error("sending", e))?;
         sqs.delete_message()
             .queue_url(from)
             .receipt_handle(message.receipt_handle().unwrap_or_default())
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("deleting: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+            .map_err(|e| sqs_error("deleting", e))?;
     }
     Ok(taken.len())
+}
+
+/// A failed SQS call, with the whole chain of its causes.
+fn sqs_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    what: &str,
+    error: aws_sdk_sqs::error::SdkError<E, R>,
+) -> anyhow::Error {
+    anyhow::anyhow!("{what}: {}", aws_sdk_sqs::error::DisplayErrorContext(error))
 }
 
 /// How long the messages taken stay invisible while they are moved.

@@ -36,6 +36,15 @@ struct NewOrder<'a> {
     queued_at: Option<u64>,
 }
 
+/// The values [`STRANDED`] names.
+fn stranded_values(cutoff: u64, now: u64) -> Result<Item, Unavailable> {
+    Ok(Item::from([
+        (":queued".to_string(), to_value(OrderStatus::Queued, "encoding the order status")?),
+        (":cutoff".to_string(), AttributeValue::N(cutoff.to_string())),
+        (":now".to_string(), AttributeValue::N(now.to_string())),
+    ]))
+}
+
 /// An order `queued` since before `:cutoff` (or since a time not recorded: an order from before
 /// `queuedAt` was written), which the sweeper has not put off past `:now`.
 const STRANDED: &str = "#status = :queued AND (queuedAt < :cutoff OR attribute_not_exists(queuedAt)) \
@@ -168,9 +177,7 @@ impl QueuedOrders for DynamoOrders {
             .filter_expression(STRANDED)
             .projection_expression("orderId, sweeps")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":queued", to_value(OrderStatus::Queued, "encoding the order status")?)
-            .expression_attribute_values(":cutoff", AttributeValue::N(cutoff.to_string()))
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .set_expression_attribute_values(Some(stranded_values(cutoff, now)?))
             .into_paginator()
             .items()
             .send()
@@ -190,9 +197,7 @@ impl QueuedOrders for DynamoOrders {
             .update_expression("SET sweepAfter = :until, sweeps = if_not_exists(sweeps, :zero) + :one")
             .condition_expression(STRANDED)
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":queued", to_value(OrderStatus::Queued, "encoding the order status")?)
-            .expression_attribute_values(":cutoff", AttributeValue::N(cutoff.to_string()))
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .set_expression_attribute_values(Some(stranded_values(cutoff, now)?))
             .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()));
