@@ -164,12 +164,14 @@ async fn an_order_whose_message_was_lost_is_queued_again_and_commits(client: &mu
     assert_eq!(sweeps.as_deref(), Some("1"), "the sweeper sent the order's message once: {:?}", item.item());
 }
 
-/// The knobs did what they say: deliveries failed at both points.
+/// The knobs reached the executors: some deliveries failed. Which point each failure picks is a
+/// coin toss, and a run has only some twenty deliveries that reach the first point, so requiring
+/// both points here failed about one run in a hundred; that both are drawn is the executor's unit
+/// test, and recovery from each is the domain's.
 fn the_emulated_failures_happened(client: &Client) {
-    let log = std::fs::read_to_string(client.stack.logs.join("cargo-lambda-watch.log")).unwrap_or_default();
-    for point in ["BeforePrepare", "BeforePhaseTwo"] {
-        assert!(log.contains(&format!("emulated executor failure at {point}")), "no delivery failed at {point}");
-    }
+    let log = std::fs::read(client.stack.logs.join("cargo-lambda-watch.log")).expect("cargo lambda watch's log");
+    let log = String::from_utf8_lossy(&log);
+    assert!(log.contains("emulated executor failure at"), "no delivery failed");
 }
 
 /// Buys one copy each of `book` in `count` concurrent checkouts; answers the executed orders.

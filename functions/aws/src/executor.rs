@@ -373,4 +373,16 @@ mod tests {
         assert!(always.for_delivery(false).fail_at.is_some());
         assert!(always.for_delivery(true).fail_at.is_none());
     }
+
+    #[test]
+    fn failures_are_drawn_at_both_points_and_only_at_the_rate() {
+        let always = EmulatedFaults { delay_ms: None, failure_rate: 1.0 };
+        let drawn: Vec<_> = (0..200).filter_map(|_| always.for_delivery(false).fail_at).collect();
+        assert_eq!(drawn.len(), 200);
+        for point in [FaultPoint::BeforePrepare, FaultPoint::BeforePhaseTwo] {
+            assert!(drawn.contains(&point), "{point:?} is never drawn");
+        }
+        let never = EmulatedFaults { delay_ms: None, failure_rate: 0.0 };
+        assert!((0..200).all(|_| never.for_delivery(false).fail_at.is_none()));
+    }
 }
