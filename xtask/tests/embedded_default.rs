@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use bookstore_domain::events::Event;
@@ -32,7 +32,7 @@ async fn checkout_on_moto() {
 async fn checkout_on_the_embedded_default(aws: AwsEmulator) {
     let _one_stack_at_a_time = common::one_stack_at_a_time().await;
     let stack = Stack::start(StackOptions::ephemeral(aws)).await.expect("the embedded default starts");
-    let client = Client::new(stack);
+    let mut client = Client::new(stack);
 
     the_stack_matches_the_template(&client).await;
     an_approved_order_is_committed_and_its_clocks_capture_the_graph(&client).await;
@@ -45,6 +45,8 @@ async fn checkout_on_the_embedded_default(aws: AwsEmulator) {
     concurrent_checkouts_do_not_mix_their_clocks(&client).await;
     every_service_cleared_its_orders(&client).await;
     no_card_number_is_logged_or_stored(&client).await;
+    // Last: it stops the books database.
+    with_the_books_database_down_the_shopper_reads_no_address(&mut client).await;
 }
 
 async fn the_stack_matches_the_template(client: &Client) {
@@ -323,4 +325,33 @@ async fn no_card_number_is_logged_or_stored(client: &Client) {
     assert!(scan.count() > 10);
     let stored = format!("{:?}", scan.items());
     assert!(!stored.contains("4111111111111111") && !stored.contains(CARD), "an order holds a card number");
+}
+
+/// The catalog's 503 says what happened in fixed words; the cause, which names the nodes, is the
+/// log's.
+async fn with_the_books_database_down_the_shopper_reads_no_address(client: &mut Client) {
+    let urls = client.stack.books_db.urls();
+    for id in 1..=3 {
+        client.stack.books_db.kill(id).unwrap();
+    }
+    let answer = client.http.get(format!("{}/books", client.stack.gateway_url)).send().await.unwrap();
+    let status = answer.status().as_u16();
+    let body = answer.text().await.unwrap();
+    let error: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    assert_eq!((status, &error["error"]["code"]), (503, &json!("catalog_unavailable")), "{body}");
+    for url in &urls {
+        let address = url.trim_start_matches("http://");
+        assert!(!body.contains(address), "the answer names {address}: {body}");
+    }
+    assert!(!body.contains("127.0.0.1") && !body.contains("http"), "{body}");
+    // The function's output reaches the log through cargo lambda watch, a moment later.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read(client.stack.logs.join("cargo-lambda-watch.log")).unwrap();
+        if String::from_utf8_lossy(&log).contains("the catalog could not be read") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cause is not logged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
