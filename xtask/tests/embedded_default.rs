@@ -205,6 +205,11 @@ async fn keyed_checkout(client: &Client, key: &str, body: &Value) -> (u16, bool,
 }
 
 async fn a_retried_or_concurrent_checkout_with_one_key_makes_one_order(client: &Client) {
+    let (dynamodb, _) = emulator_clients(&client.stack.aws_endpoint);
+    let orders_table = &client.stack.resources["OrdersTable"];
+    let count_orders =
+        || async { dynamodb.scan().table_name(orders_table).consistent_read(true).send().await.unwrap().count() };
+    let orders_before = count_orders().await;
     let body = order(json!({"userComment": "placed once"}));
     let key = "retry-key".to_string();
     let (status, replayed, first) = keyed_checkout(client, &key, &body).await;
@@ -235,6 +240,19 @@ async fn a_retried_or_concurrent_checkout_with_one_key_makes_one_order(client: &
     assert_eq!(order_ids[0], order_ids[1], "one order for one key");
     let executed = client.wait_until_executed(&order_ids[0]).await;
     assert_eq!(executed["status"], "committed", "{executed}");
+    // Five requests, two keys: two orders in the table, the refused body placed none.
+    assert_eq!(count_orders().await, orders_before + 2, "one order per key");
+    // The payments table holds one item per order: the order was charged, once.
+    let payment = dynamodb
+        .get_item()
+        .table_name(&client.stack.resources["PaymentsTable"])
+        .key("orderId", aws_sdk_dynamodb::types::AttributeValue::S(order_ids[0].clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    let state = payment.item().and_then(|i| i.get("state")).and_then(|s| s.as_s().ok()).cloned();
+    assert_eq!(state.as_deref(), Some("charged"), "{:?}", payment.item());
 }
 
 async fn a_service_refuses_an_event_out_of_order(client: &Client) {
