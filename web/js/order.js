@@ -22,6 +22,7 @@ export class OrderView {
     this.suggestions = document.getElementById('suggestions');
     this.status = document.getElementById('order-status');
     this.timeline = document.getElementById('status-timeline');
+    this.trail = document.getElementById('trail');
     this.diagram = document.getElementById('spacetime');
     this.following = null;
   }
@@ -39,6 +40,7 @@ export class OrderView {
     this.renderSuggestions();
     this.setStatus('…');
     this.timeline.replaceChildren();
+    this.trail.replaceChildren(el('li', { class: 'muted' }, approved ? 'Waiting for an executor…' : 'Not executed: the order was rejected.'));
     this.diagram.textContent = '';
     storage.set(lastOrder, JSON.stringify({ decision: answer }));
     this.follow(answer.orderId);
@@ -120,13 +122,34 @@ export class OrderView {
   showStatus(order) {
     this.setStatus(order.status + (order.status === 'failed' && order.reason ? `: ${order.reason}` : ''), `status-${order.status}`);
     const start = Date.parse(order.history?.[0]?.at ?? '');
+    const since = (at) => {
+      const offset = Date.parse(at) - start;
+      return el('time', { datetime: at }, Number.isFinite(offset) ? `+${offset} ms` : at);
+    };
     const history = order.history ?? [];
-    if (this.timeline.children.length === history.length) return;
-    this.timeline.replaceChildren(...history.map((change) => {
-      const offset = Date.parse(change.at) - start;
-      return el('li', { class: `status-${change.status}`, dataset: { status: change.status } },
-        el('strong', {}, change.status), ' ',
-        el('time', { datetime: change.at }, Number.isFinite(offset) ? `+${offset} ms` : change.at));
-    }));
+    if (this.timeline.children.length !== history.length) {
+      this.timeline.replaceChildren(...history.map((change) => el('li', { class: `status-${change.status}`, dataset: { status: change.status } },
+        el('strong', {}, change.status), ' ', since(change.at))));
+    }
+    const trail = order.trail ?? [];
+    if (trail.length > 0 && this.trail.querySelectorAll('li[data-step]').length !== trail.length) {
+      this.trail.replaceChildren(...trail.map((entry) => el('li', {
+        class: `step-${entry.step}`,
+        dataset: { step: entry.step, participant: entry.participant ?? '' },
+      }, describeStep(entry), ' ', since(entry.at))));
+    }
+  }
+}
+
+/** One step of the two-phase commit, in words. */
+export function describeStep(entry) {
+  const who = entry.participant === 'stock' ? 'books database (stock)' : entry.participant;
+  switch (entry.step) {
+    case 'claim': return `delivery ${entry.delivery ?? '?'} took the order up`;
+    case 'prepare': return `prepare → ${who} votes ${entry.outcome}`;
+    case 'decide': return `decision recorded: ${entry.outcome}`;
+    case 'commit': return `commit → ${who} committed`;
+    case 'abort': return `abort → ${who} aborted`;
+    default: return entry.step;
   }
 }

@@ -100,6 +100,23 @@ async fn an_approved_order_is_committed_and_its_clocks_capture_the_graph(client:
     let history: Vec<&str> =
         recorded["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
     assert_eq!(history, ["approved", "queued", "executing", "committed"]);
+    // The two-phase commit as it ran, stamped.
+    let trail: Vec<String> = recorded["trail"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no trail: {recorded}"))
+        .iter()
+        .map(|e| {
+            assert!(e["at"].as_str().is_some_and(|at| !at.is_empty()), "{e}");
+            ["step", "participant", "outcome", "delivery"]
+                .iter()
+                .filter_map(|field| e.get(field).map(|v| v.to_string().trim_matches('"').to_string()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let expected =
+        ["claim 1", "prepare stock yes", "prepare payment yes", "decide commit", "commit stock", "commit payment"];
+    assert_eq!(trail, expected, "{recorded}");
 
     let clocks: BTreeMap<Event, VectorClock> = recorded["events"]
         .as_array()

@@ -174,6 +174,29 @@ fn the_emulated_failures_happened(client: &Client) {
     assert!(log.contains("emulated executor failure at"), "no delivery failed");
 }
 
+/// However many deliveries took an executed order up (retries after emulated failures, the
+/// sweeper's duplicate messages), its trail holds one run of the protocol: the votes, one
+/// decision, and both participants told it, each once, in that order.
+fn the_trail_is_one_run_of_the_protocol(order: &Value) {
+    let trail = order["trail"].as_array().unwrap_or_else(|| panic!("no trail: {order}"));
+    let claims: Vec<&Value> = trail.iter().filter(|e| e["step"] == "claim").collect();
+    assert!(!claims.is_empty() && claims.iter().all(|c| c["delivery"].as_u64().is_some_and(|n| n >= 1)), "{order}");
+    let steps: Vec<(&str, &str)> = trail
+        .iter()
+        .filter(|e| e["step"] != "claim")
+        .map(|e| (e["step"].as_str().unwrap_or_default(), e["participant"].as_str().unwrap_or_default()))
+        .collect();
+    let voted = [("prepare", "stock"), ("prepare", "payment")];
+    let committed = [("decide", ""), ("commit", "stock"), ("commit", "payment")];
+    let aborted = [("decide", ""), ("abort", "stock"), ("abort", "payment")];
+    match order["status"].as_str() {
+        Some("committed") => assert_eq!(steps, [&voted[..], &committed[..]].concat(), "{order}"),
+        // Given up without a vote, or after the votes.
+        Some("failed") => assert!(steps == aborted || steps == [&voted[..], &aborted[..]].concat(), "{order}"),
+        _ => panic!("not executed: {order}"),
+    }
+}
+
 /// Buys one copy each of `book` in `count` concurrent checkouts; answers the executed orders.
 async fn buy_concurrently(client: &Client, book: &str, quantities: &[i64]) -> Vec<Value> {
     let answers = futures::future::join_all(quantities.iter().map(|quantity| async move {
@@ -183,7 +206,9 @@ async fn buy_concurrently(client: &Client, book: &str, quantities: &[i64]) -> Ve
     let mut executed = Vec::new();
     for answer in answers {
         assert_eq!(answer["status"], "Order Approved", "{answer}");
-        executed.push(client.wait_until_executed(answer["orderId"].as_str().unwrap()).await);
+        let order = client.wait_until_executed(answer["orderId"].as_str().unwrap()).await;
+        the_trail_is_one_run_of_the_protocol(&order);
+        executed.push(order);
     }
     executed
 }
@@ -230,6 +255,7 @@ async fn stock_is_conserved_when_the_books_database_loses_its_leader(client: &mu
         assert_eq!(answer["status"], "Order Approved", "{answer}");
         let order_id = answer["orderId"].as_str().unwrap();
         let executed = client.wait_until_executed(order_id).await;
+        the_trail_is_one_run_of_the_protocol(&executed);
         let status: OrderStatus = serde_json::from_value(executed["status"].clone()).unwrap();
         let payment = dynamodb
             .get_item()

@@ -114,6 +114,23 @@ async fn a_shopper_buys_two_books_in_chromium() {
     let timeline: Vec<String> = attributes(page, "#status-timeline li", "data-status").await;
     assert_eq!(timeline, ["approved", "queued", "executing", "committed"], "the status history");
 
+    // The two-phase commit's trail: a delivery took the order up, both participants voted, the
+    // decision, both committed.
+    let steps = attributes(page, "#trail li", "data-step").await;
+    let participants = attributes(page, "#trail li", "data-participant").await;
+    let protocol: Vec<(&str, &str)> = steps
+        .iter()
+        .zip(&participants)
+        .filter(|(step, _)| *step != "claim")
+        .map(|(step, participant)| (step.as_str(), participant.as_str()))
+        .collect();
+    assert_eq!(steps.first().map(String::as_str), Some("claim"), "{steps:?}");
+    let expected =
+        [("prepare", "stock"), ("prepare", "payment"), ("decide", ""), ("commit", "stock"), ("commit", "payment")];
+    assert_eq!(protocol, expected, "the two-phase commit's trail");
+    let decided = text(page, r#"#trail li[data-step="decide"]"#).await;
+    assert!(decided.contains("decision recorded: commit"), "{decided}");
+
     // The space-time diagram: six events, one arrow per edge of the graph, a and c on one line.
     let events = page.find_all(Locator::Css("#spacetime g.event")).await.unwrap();
     assert_eq!(events.len(), 6, "events a-f");

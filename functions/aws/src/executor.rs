@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use bookstore_domain::execution::{FaultPoint, Faults, OrderExecutor, OrderLedger, Participant};
+use bookstore_domain::execution::{Delivery, FaultPoint, Faults, OrderExecutor, OrderLedger, Participant};
 use bookstore_domain::port_error::PortError;
 use bookstore_domain::service::Unavailable;
 use serde::Deserialize;
@@ -139,7 +139,7 @@ async fn execute_one<L: OrderLedger, S: Participant, P: Participant>(
     };
     let last = receives >= settings.max_receives;
     let faults = settings.faults.for_delivery(last);
-    match executor.execute(&order_id, last, &faults).await {
+    match executor.execute(&order_id, Delivery { receives, last }, &faults).await {
         Ok(executed) => {
             tracing::info!(order_id, message_id, receives, ?executed, "message done");
             true
@@ -252,7 +252,7 @@ impl Faults for DeliveryFaults {
 mod tests {
     use std::sync::Mutex;
 
-    use bookstore_domain::execution::{Claim, Decision, ExecutableOrder, Vote};
+    use bookstore_domain::execution::{Claim, Decision, ExecutableOrder, TrailEntry, Vote};
     use bookstore_domain::order::OrderStatus;
     use lambda_runtime::{Context, LambdaEvent};
     use serde_json::json;
@@ -267,7 +267,7 @@ mod tests {
     }
 
     impl OrderLedger for Ledger {
-        async fn claim(&self, order_id: &str) -> Result<Claim, PortError> {
+        async fn claim(&self, order_id: &str, _: &[TrailEntry]) -> Result<Claim, PortError> {
             if order_id == "o-down" {
                 return Err(PortError::Transient("the orders table is down".into()));
             }
@@ -283,11 +283,17 @@ mod tests {
             }))
         }
 
-        async fn decide(&self, _: &str, decision: &Decision) -> Result<Decision, PortError> {
+        async fn decide(&self, _: &str, decision: &Decision, _: &[TrailEntry]) -> Result<Decision, PortError> {
             Ok(decision.clone())
         }
 
-        async fn finish(&self, order_id: &str, status: OrderStatus, _: Option<&str>) -> Result<(), PortError> {
+        async fn finish(
+            &self,
+            order_id: &str,
+            status: OrderStatus,
+            _: Option<&str>,
+            _: &[TrailEntry],
+        ) -> Result<(), PortError> {
             self.finished.lock().unwrap().push((order_id.into(), status));
             Ok(())
         }

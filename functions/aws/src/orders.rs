@@ -2,12 +2,14 @@
 //! attributes of their own so that a status change is one conditional update; the rest of the
 //! record (items, events, clocks) is written once, as JSON in `record`. A `queued` order carries
 //! `queuedAt` (seconds since the epoch), and `sweeps`/`sweepAfter` once the sweeper took it up.
+//! Executors add `decision` and `trail` (the two-phase commit's steps, `L` of `M`), each in the
+//! write of the change it belongs to.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use bookstore_domain::execution::{Claim, Decision, ExecutableOrder, OrderLedger};
+use bookstore_domain::execution::{Claim, Decision, ExecutableOrder, OrderLedger, TrailEntry};
 use bookstore_domain::orchestrator::{OrderRecord, OrderStore, Recorded, StatusChange};
 use bookstore_domain::order::OrderStatus;
 use bookstore_domain::port_error::PortError;
@@ -45,6 +47,28 @@ fn stranded_values(cutoff: u64, now: u64) -> Result<Item, Unavailable> {
     ]))
 }
 
+/// Appends `:trail` to the order's trail, which the first step creates.
+const APPEND_TRAIL: &str = "trail = list_append(if_not_exists(trail, :noTrail), :trail)";
+
+/// `update` setting `clauses` and appending `trail` to the order's trail (each entry stamped
+/// `at`), or setting only `clauses` when `trail` is empty.
+fn set_appending_trail(
+    update: UpdateItemFluentBuilder,
+    clauses: &[&str],
+    trail: &[TrailEntry],
+    at: &str,
+) -> Result<UpdateItemFluentBuilder, Unavailable> {
+    if trail.is_empty() {
+        return Ok(update.update_expression(format!("SET {}", clauses.join(", "))));
+    }
+    let stamped: Vec<TrailEntry> = trail.iter().map(|e| TrailEntry { at: at.to_string(), ..e.clone() }).collect();
+    let clauses: Vec<&str> = clauses.iter().copied().chain([APPEND_TRAIL]).collect();
+    Ok(update
+        .update_expression(format!("SET {}", clauses.join(", ")))
+        .expression_attribute_values(":trail", to_value(stamped, "encoding the trail")?)
+        .expression_attribute_values(":noTrail", AttributeValue::L(Vec::new())))
+}
+
 /// An order `queued` since before `:cutoff` (or since a time not recorded: an order from before
 /// `queuedAt` was written), which the sweeper has not put off past `:now`.
 const STRANDED: &str = "#status = :queued AND (queuedAt < :cutoff OR attribute_not_exists(queuedAt)) \
@@ -60,6 +84,7 @@ struct StoredOrder {
     history: Option<Vec<StatusChange>>,
     /// The two-phase commit's decision, as JSON.
     decision: Option<String>,
+    trail: Option<Vec<TrailEntry>>,
 }
 
 impl StoredOrder {
@@ -78,6 +103,9 @@ impl StoredOrder {
         }
         if let Some(history) = &self.history {
             record.history = history.clone();
+        }
+        if let Some(trail) = &self.trail {
+            record.trail = trail.clone();
         }
         Ok(record)
     }
@@ -103,8 +131,8 @@ impl DynamoOrders {
         get_consistent(&self.client, &self.table, key, "reading the order").await
     }
 
-    /// `from → to`, appending the change to `history` (and setting `failureReason` when given),
-    /// if the order is still `from`.
+    /// `from → to`, appending the change to `history` (and setting `failureReason` when given,
+    /// appending `trail` when not empty), if the order is still `from`.
     fn change_status(
         &self,
         order_id: &str,
@@ -112,22 +140,21 @@ impl DynamoOrders {
         to: OrderStatus,
         at: &str,
         reason: Option<&str>,
+        trail: &[TrailEntry],
     ) -> Result<UpdateItemFluentBuilder, Unavailable> {
         let change = [StatusChange { status: to, at: at.into() }];
-        let update = update_item(&self.client, &self.table, ("orderId", AttributeValue::S(order_id.into())))
+        let mut clauses = vec!["#status = :to", "history = list_append(history, :change)"];
+        let mut update = update_item(&self.client, &self.table, ("orderId", AttributeValue::S(order_id.into())))
             .condition_expression("#status = :from")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":to", to_value(to, "encoding the order status")?)
             .expression_attribute_values(":from", to_value(from, "encoding the order status")?)
             .expression_attribute_values(":change", to_value(change, "encoding the status change")?);
-        Ok(match reason {
-            None => update.update_expression("SET #status = :to, history = list_append(history, :change)"),
-            Some(reason) => update
-                .update_expression(
-                    "SET #status = :to, history = list_append(history, :change), failureReason = :reason",
-                )
-                .expression_attribute_values(":reason", AttributeValue::S(reason.into())),
-        })
+        if let Some(reason) = reason {
+            clauses.push("failureReason = :reason");
+            update = update.expression_attribute_values(":reason", AttributeValue::S(reason.into()));
+        }
+        set_appending_trail(update, &clauses, trail, at)
     }
 
     /// The order's status, read consistently.
@@ -214,15 +241,31 @@ impl QueuedOrders for DynamoOrders {
     }
 
     async fn fail(&self, order_id: &str, reason: &str, at: &str) -> Result<bool, Unavailable> {
-        let update = self.change_status(order_id, OrderStatus::Queued, OrderStatus::Failed, at, Some(reason))?;
+        let update = self.change_status(order_id, OrderStatus::Queued, OrderStatus::Failed, at, Some(reason), &[])?;
         Ok(matches!(conditional(update.send(), "failing the order").await?, Written::Applied(_)))
     }
 }
 
 impl OrderLedger for DynamoOrders {
-    async fn claim(&self, order_id: &str) -> Result<Claim, PortError> {
-        let claim = self.change_status(order_id, OrderStatus::Queued, OrderStatus::Executing, &now_rfc3339(), None)?;
-        let item = match conditional(claim.return_values(ReturnValue::AllNew).send(), "claiming the order").await? {
+    async fn claim(&self, order_id: &str, trail: &[TrailEntry]) -> Result<Claim, PortError> {
+        let at = now_rfc3339();
+        let claim = self.change_status(order_id, OrderStatus::Queued, OrderStatus::Executing, &at, None, trail)?;
+        let mut claimed = conditional(claim.return_values(ReturnValue::AllNew).send(), "claiming the order").await?;
+        if matches!(claimed, Written::ConditionFailed) && !trail.is_empty() {
+            // Not queued: taken over from a delivery that failed, if it is executing (its trail
+            // then says so); otherwise read below what it is.
+            let take_over = update_item(&self.client, &self.table, ("orderId", AttributeValue::S(order_id.into())))
+                .condition_expression("#status = :executing")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(
+                    ":executing",
+                    to_value(OrderStatus::Executing, "encoding the order status")?,
+                )
+                .return_values(ReturnValue::AllNew);
+            let take_over = set_appending_trail(take_over, &[], trail, &at)?;
+            claimed = conditional(take_over.send(), "taking the order over").await?;
+        }
+        let item = match claimed {
             Written::Applied(answer) => {
                 let item = answer.attributes.ok_or_else(|| unavailable("claiming the order", "no item"))?;
                 return Ok(Claim::Executing(executable(order_id, item).map_err(unreadable)?));
@@ -239,12 +282,12 @@ impl OrderLedger for DynamoOrders {
         })
     }
 
-    async fn decide(&self, order_id: &str, decision: &Decision) -> Result<Decision, PortError> {
+    async fn decide(&self, order_id: &str, decision: &Decision, trail: &[TrailEntry]) -> Result<Decision, PortError> {
         let encoded = serde_json::to_string(decision).map_err(|e| unavailable("encoding the decision", e))?;
         let update = update_item(&self.client, &self.table, ("orderId", AttributeValue::S(order_id.into())))
-            .update_expression("SET decision = :decision")
             .condition_expression("attribute_exists(orderId) AND attribute_not_exists(decision)")
             .expression_attribute_values(":decision", AttributeValue::S(encoded));
+        let update = set_appending_trail(update, &["decision = :decision"], trail, &now_rfc3339())?;
         if let Written::Applied(_) = conditional(update.send(), "recording the decision").await? {
             return Ok(decision.clone());
         }
@@ -255,8 +298,14 @@ impl OrderLedger for DynamoOrders {
         recorded.ok_or_else(|| PortError::Transient(format!("order {order_id} has no decision yet")))
     }
 
-    async fn finish(&self, order_id: &str, status: OrderStatus, reason: Option<&str>) -> Result<(), PortError> {
-        let update = self.change_status(order_id, OrderStatus::Executing, status, &now_rfc3339(), reason)?;
+    async fn finish(
+        &self,
+        order_id: &str,
+        status: OrderStatus,
+        reason: Option<&str>,
+        trail: &[TrailEntry],
+    ) -> Result<(), PortError> {
+        let update = self.change_status(order_id, OrderStatus::Executing, status, &now_rfc3339(), reason, trail)?;
         if let Written::Applied(_) = conditional(update.send(), "finishing the order").await? {
             return Ok(());
         }
@@ -304,6 +353,7 @@ mod tests {
     //! The requests pinned here are the orders table's item shapes and conditions: other code and
     //! tests read the table, so these must not change.
 
+    use bookstore_domain::execution::{Delivery, ParticipantName};
     use serde_json::{Value, json};
 
     use super::*;
@@ -407,7 +457,8 @@ mod tests {
     #[tokio::test]
     async fn get_reads_consistently_and_decodes_status_history_and_reason() {
         let history = json!({"L": [change("approved", "t0"), change("failed", "t2")]});
-        let item = stored("failed", history, json!({"failureReason": {"S": "out of stock"}}));
+        let trail = json!({"L": [{"M": {"step": {"S": "claim"}, "delivery": {"N": "1"}, "at": {"S": "t1"}}}]});
+        let item = stored("failed", history, json!({"failureReason": {"S": "out of stock"}, "trail": trail}));
         let table = replay(vec![(200, json!({"Item": item})), (200, json!({}))]);
         let orders = DynamoOrders::new(table.client.clone(), "orders".into());
         let record = orders.get("o1").await.unwrap().unwrap();
@@ -415,6 +466,8 @@ mod tests {
         assert_eq!(record.reason.as_deref(), Some("out of stock"));
         let statuses: Vec<_> = record.history.iter().map(|c| (c.status, c.at.as_str())).collect();
         assert_eq!(statuses, [(OrderStatus::Approved, "t0"), (OrderStatus::Failed, "t2")]);
+        let claimed = TrailEntry { at: "t1".into(), ..TrailEntry::claimed(Delivery { receives: 1, last: false }) };
+        assert_eq!(record.trail, [claimed]);
         assert_eq!(orders.get("o2").await.unwrap(), None);
         let read = json!({"TableName": "orders", "Key": {"orderId": {"S": "o1"}}, "ConsistentRead": true});
         assert_eq!(table.calls()[0], ("GetItem".to_string(), read));
@@ -427,25 +480,50 @@ mod tests {
         let table = replay(vec![
             (200, json!({"Attributes": executing})),
             condition_failed(),
+            condition_failed(),
             (200, json!({"Item": committed})),
             condition_failed(),
             (200, json!({})),
+            condition_failed(),
+            (200, json!({"Attributes": executing})),
         ]);
         let orders = DynamoOrders::new(table.client.clone(), "orders".into());
-        let Claim::Executing(order) = orders.claim("o1").await.unwrap() else { panic!("not claimed") };
+        let first = [TrailEntry::claimed(Delivery { receives: 1, last: false })];
+        let Claim::Executing(order) = orders.claim("o1", &first).await.unwrap() else { panic!("not claimed") };
         assert_eq!(order.lines, [("b1".to_string(), 2)]);
         assert_eq!((order.amount_cents, order.decision), (1998, None));
-        assert_eq!(orders.claim("o1").await.unwrap(), Claim::Finished(OrderStatus::Committed));
-        assert_eq!(orders.claim("o1").await.unwrap(), Claim::Unknown);
+        assert_eq!(orders.claim("o1", &first).await.unwrap(), Claim::Finished(OrderStatus::Committed));
+        assert_eq!(orders.claim("o1", &[]).await.unwrap(), Claim::Unknown);
+        // Executing already: a delivery after one that failed takes it over, and says so.
+        let again = [TrailEntry::claimed(Delivery { receives: 2, last: false })];
+        assert!(matches!(orders.claim("o1", &again).await.unwrap(), Claim::Executing(_)));
         let calls = table.calls();
         let operations: Vec<_> = calls.iter().map(|(op, _)| op.as_str()).collect();
-        assert_eq!(operations, ["UpdateItem", "UpdateItem", "GetItem", "UpdateItem", "GetItem"]);
+        let expected =
+            ["UpdateItem", "UpdateItem", "UpdateItem", "GetItem", "UpdateItem", "GetItem", "UpdateItem", "UpdateItem"];
+        assert_eq!(operations, expected);
         let update = &calls[0].1;
         assert_eq!(update["ReturnValues"], "ALL_NEW");
         assert_eq!(update["ConditionExpression"], "#status = :from");
+        assert_eq!(
+            update["UpdateExpression"],
+            "SET #status = :to, history = list_append(history, :change), \
+             trail = list_append(if_not_exists(trail, :noTrail), :trail)"
+        );
         assert_eq!(update["ExpressionAttributeValues"][":from"], json!({"S": "queued"}));
         assert_eq!(update["ExpressionAttributeValues"][":to"], json!({"S": "executing"}));
-        assert_eq!(calls[2].1["ConsistentRead"], true);
+        assert_eq!(update["ExpressionAttributeValues"][":noTrail"], json!({"L": []}));
+        let at = &update["ExpressionAttributeValues"][":change"]["L"][0]["M"]["at"];
+        let claimed = json!({"L": [{"M": {"step": {"S": "claim"}, "delivery": {"N": "1"}, "at": at}}]});
+        assert_eq!(update["ExpressionAttributeValues"][":trail"], claimed, "stamped as the status change");
+        let take_over = &calls[2].1;
+        assert_eq!(take_over["ConditionExpression"], "#status = :executing");
+        assert_eq!(take_over["UpdateExpression"], "SET trail = list_append(if_not_exists(trail, :noTrail), :trail)");
+        assert_eq!(take_over["ReturnValues"], "ALL_NEW");
+        assert_eq!(calls[3].1["ConsistentRead"], true);
+        // With nothing for the trail, no take-over write: the order is read.
+        assert_eq!(calls[4].1["UpdateExpression"], "SET #status = :to, history = list_append(history, :change)");
+        assert_eq!(calls[7].1["ExpressionAttributeValues"][":trail"]["L"][0]["M"]["delivery"], json!({"N": "2"}));
     }
 
     #[tokio::test]
@@ -457,8 +535,9 @@ mod tests {
             (200, json!({"Item": stored("executing", json!({"L": []}), recorded)})),
         ]);
         let orders = DynamoOrders::new(table.client.clone(), "orders".into());
-        assert_eq!(orders.decide("o1", &Decision::Commit).await.unwrap(), Decision::Commit);
-        let first = orders.decide("o1", &Decision::Commit).await.unwrap();
+        assert_eq!(orders.decide("o1", &Decision::Commit, &[]).await.unwrap(), Decision::Commit);
+        let trail = [TrailEntry::decided(&Decision::Commit)];
+        let first = orders.decide("o1", &Decision::Commit, &trail).await.unwrap();
         assert_eq!(first, Decision::Abort { reason: "no stock".into() });
         let expected = json!({
             "TableName": "orders",
@@ -467,7 +546,15 @@ mod tests {
             "ConditionExpression": "attribute_exists(orderId) AND attribute_not_exists(decision)",
             "ExpressionAttributeValues": {":decision": {"S": r#"{"decision":"commit"}"#}},
         });
-        assert_eq!(table.calls()[0], ("UpdateItem".to_string(), expected));
+        let calls = table.calls();
+        assert_eq!(calls[0], ("UpdateItem".to_string(), expected));
+        // With its trail, in the same write.
+        assert_eq!(
+            calls[1].1["UpdateExpression"],
+            "SET decision = :decision, trail = list_append(if_not_exists(trail, :noTrail), :trail)"
+        );
+        let decided = &calls[1].1["ExpressionAttributeValues"][":trail"]["L"][0]["M"];
+        assert_eq!((&decided["step"], &decided["outcome"]), (&json!({"S": "decide"}), &json!({"S": "commit"})));
     }
 
     #[tokio::test]
@@ -480,14 +567,18 @@ mod tests {
             (200, json!({"Item": stored("failed", json!({"L": []}), json!({}))})),
         ]);
         let orders = DynamoOrders::new(table.client.clone(), "orders".into());
-        orders.finish("o1", OrderStatus::Failed, Some("out of stock")).await.unwrap();
-        orders.finish("o1", OrderStatus::Committed, None).await.unwrap();
-        let error = orders.finish("o1", OrderStatus::Committed, None).await.unwrap_err();
+        let told = [TrailEntry::told(ParticipantName::Stock, &Decision::Abort { reason: "out of stock".into() })];
+        orders.finish("o1", OrderStatus::Failed, Some("out of stock"), &told).await.unwrap();
+        orders.finish("o1", OrderStatus::Committed, None, &[]).await.unwrap();
+        let error = orders.finish("o1", OrderStatus::Committed, None, &[]).await.unwrap_err();
         assert_eq!(error, PortError::Permanent(r#"order o1 is Some("failed"), cannot become committed"#.into()));
         let calls = table.calls();
         let update = &calls[0].1;
-        let expression = "SET #status = :to, history = list_append(history, :change), failureReason = :reason";
+        let expression = "SET #status = :to, history = list_append(history, :change), failureReason = :reason, \
+                          trail = list_append(if_not_exists(trail, :noTrail), :trail)";
         assert_eq!(update["UpdateExpression"], expression);
+        let aborted = &update["ExpressionAttributeValues"][":trail"]["L"][0]["M"];
+        assert_eq!((&aborted["step"], &aborted["participant"]), (&json!({"S": "abort"}), &json!({"S": "stock"})));
         assert_eq!(update["ConditionExpression"], "#status = :from");
         assert_eq!(update["ExpressionAttributeValues"][":reason"], json!({"S": "out of stock"}));
         assert_eq!(update["ExpressionAttributeValues"][":from"], json!({"S": "executing"}));

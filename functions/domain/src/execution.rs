@@ -50,6 +50,95 @@ pub enum Vote {
     No(String),
 }
 
+/// One delivery of an order's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// The message's receive count: 1 the first time.
+    pub receives: u32,
+    /// The queue will not deliver it again.
+    pub last: bool,
+}
+
+/// The two participants, as the trail names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ParticipantName {
+    Stock,
+    Payment,
+}
+
+/// A step of the two-phase commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TrailStep {
+    /// A delivery took the order up.
+    Claim,
+    /// A participant voted.
+    Prepare,
+    /// The coordinator's decision was recorded.
+    Decide,
+    /// A participant was told to commit, and did.
+    Commit,
+    /// A participant was told to abort, and did.
+    Abort,
+}
+
+/// One step of the protocol as the coordinator took it, kept with the order (its trail) in the
+/// same write as the state change it belongs to, so that a learner sees the protocol as it ran:
+/// each delivery that took the order up, each vote, the decision, what each participant was told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrailEntry {
+    pub step: TrailStep,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant: Option<ParticipantName>,
+    /// A vote (`yes`, or the participant's reason for no) or the decision (`commit`, or `abort:`
+    /// and the reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The receive count of the delivery that claimed the order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<u32>,
+    /// When the step was recorded (RFC 3339), stamped by the ledger.
+    #[serde(default)]
+    pub at: String,
+}
+
+impl TrailEntry {
+    fn new(step: TrailStep) -> Self {
+        Self { step, participant: None, outcome: None, delivery: None, at: String::new() }
+    }
+
+    pub fn claimed(delivery: Delivery) -> Self {
+        Self { delivery: Some(delivery.receives), ..Self::new(TrailStep::Claim) }
+    }
+
+    pub fn voted(participant: ParticipantName, vote: &Vote) -> Self {
+        let outcome = match vote {
+            Vote::Yes => "yes".to_string(),
+            Vote::No(reason) => format!("no: {reason}"),
+        };
+        Self { participant: Some(participant), outcome: Some(outcome), ..Self::new(TrailStep::Prepare) }
+    }
+
+    pub fn decided(decision: &Decision) -> Self {
+        let outcome = match decision {
+            Decision::Commit => "commit".to_string(),
+            Decision::Abort { reason } => format!("abort: {reason}"),
+        };
+        Self { outcome: Some(outcome), ..Self::new(TrailStep::Decide) }
+    }
+
+    /// `participant` carried out `decision`.
+    pub fn told(participant: ParticipantName, decision: &Decision) -> Self {
+        let step = match decision {
+            Decision::Commit => TrailStep::Commit,
+            Decision::Abort { .. } => TrailStep::Abort,
+        };
+        Self { participant: Some(participant), ..Self::new(step) }
+    }
+}
+
 /// What claiming an order for execution found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
@@ -62,19 +151,27 @@ pub enum Claim {
     Unknown,
 }
 
-/// The orders table, as executors use it.
+/// The orders table, as executors use it. Each change appends `trail` (stamped with the time) to
+/// the order's trail in the same write, and only if the change is made.
 pub trait OrderLedger: Send + Sync {
     /// `queued → executing` (stamped with the time), answering the order as it is then: one
-    /// conditional write in the common case.
-    fn claim(&self, order_id: &str) -> impl Future<Output = Result<Claim, PortError>> + Send;
+    /// conditional write in the common case. An order already `executing` (taken over from a
+    /// delivery that failed) gets `trail` too.
+    fn claim(&self, order_id: &str, trail: &[TrailEntry]) -> impl Future<Output = Result<Claim, PortError>> + Send;
     /// Records `decision` unless one is recorded already; answers the decision in force.
-    fn decide(&self, order_id: &str, decision: &Decision) -> impl Future<Output = Result<Decision, PortError>> + Send;
+    fn decide(
+        &self,
+        order_id: &str,
+        decision: &Decision,
+        trail: &[TrailEntry],
+    ) -> impl Future<Output = Result<Decision, PortError>> + Send;
     /// `executing → committed | failed` (with the reason when failed), stamped with the time.
     fn finish(
         &self,
         order_id: &str,
         status: OrderStatus,
         reason: Option<&str>,
+        trail: &[TrailEntry],
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
@@ -141,17 +238,22 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
     pub async fn execute(
         &self,
         order_id: &str,
-        last_delivery: bool,
+        delivery: Delivery,
         faults: &impl Faults,
     ) -> Result<Executed, PortError> {
-        match self.try_execute(order_id, faults).await {
-            Err(error) if last_delivery || error.is_permanent() => self.give_up(order_id, error).await,
+        match self.try_execute(order_id, delivery, faults).await {
+            Err(error) if delivery.last || error.is_permanent() => self.give_up(order_id, error).await,
             answer => answer,
         }
     }
 
-    async fn try_execute(&self, order_id: &str, faults: &impl Faults) -> Result<Executed, PortError> {
-        let order = match self.ledger.claim(order_id).await? {
+    async fn try_execute(
+        &self,
+        order_id: &str,
+        delivery: Delivery,
+        faults: &impl Faults,
+    ) -> Result<Executed, PortError> {
+        let order = match self.ledger.claim(order_id, &[TrailEntry::claimed(delivery)]).await? {
             Claim::Executing(order) => order,
             Claim::Finished(status) => return Ok(Executed::AlreadyFinished(status)),
             Claim::NotQueued(status) => {
@@ -163,16 +265,23 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
             Some(decision) => decision,
             None if !order.has_valid_lines() => {
                 let reason = "the order has no book and positive quantity on every line".to_string();
-                self.ledger.decide(order_id, &Decision::Abort { reason }).await?
+                let proposal = Decision::Abort { reason };
+                self.ledger.decide(order_id, &proposal, &[TrailEntry::decided(&proposal)]).await?
             }
             None => {
                 faults.at(FaultPoint::BeforePrepare).await?;
                 let (stock, payment) = futures::join!(self.stock.prepare(&order), self.payment.prepare(&order));
-                let proposal = match (stock?, payment?) {
+                let (stock, payment) = (stock?, payment?);
+                let mut trail = vec![
+                    TrailEntry::voted(ParticipantName::Stock, &stock),
+                    TrailEntry::voted(ParticipantName::Payment, &payment),
+                ];
+                let proposal = match (stock, payment) {
                     (Vote::Yes, Vote::Yes) => Decision::Commit,
                     (Vote::No(reason), _) | (_, Vote::No(reason)) => Decision::Abort { reason },
                 };
-                self.ledger.decide(order_id, &proposal).await?
+                trail.push(TrailEntry::decided(&proposal));
+                self.ledger.decide(order_id, &proposal, &trail).await?
             }
         };
         tracing::info!(order_id, ?decision, "decided");
@@ -197,7 +306,8 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
                 (OrderStatus::Failed, Some(reason.as_str()), Executed::Failed(reason.clone()))
             }
         };
-        self.ledger.finish(order_id, status, reason).await?;
+        let told = [ParticipantName::Stock, ParticipantName::Payment].map(|p| TrailEntry::told(p, decision));
+        self.ledger.finish(order_id, status, reason, &told).await?;
         tracing::info!(order_id, status = status.as_str(), "order executed");
         Ok(executed)
     }
@@ -206,7 +316,8 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
     /// (a commit decision must be carried out, so that order stays `executing` and its message
     /// goes to the DLQ).
     async fn give_up(&self, order_id: &str, error: PortError) -> Result<Executed, PortError> {
-        let order = match self.ledger.claim(order_id).await? {
+        // This delivery's claim is on the trail already.
+        let order = match self.ledger.claim(order_id, &[]).await? {
             Claim::Executing(order) => order,
             Claim::Finished(status) => return Ok(Executed::AlreadyFinished(status)),
             Claim::NotQueued(_) => return Err(error),
@@ -218,7 +329,7 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
         tracing::error!(order_id, %error, permanent = error.is_permanent(), "giving the order up");
         let reason = if error.is_permanent() { REFUSED } else { GAVE_UP };
         let proposal = Decision::Abort { reason: reason.to_string() };
-        let decision = self.ledger.decide(order_id, &proposal).await?;
+        let decision = self.ledger.decide(order_id, &proposal, &[TrailEntry::decided(&proposal)]).await?;
         if decision == Decision::Commit {
             return Err(error);
         }
@@ -238,11 +349,32 @@ mod tests {
     use super::*;
     use crate::service::tests::block_on;
 
+    /// Orders, and each order's trail.
     #[derive(Default)]
-    struct Ledger(Mutex<BTreeMap<String, ExecutableOrder>>);
+    struct Ledger(Mutex<BTreeMap<String, ExecutableOrder>>, Mutex<BTreeMap<String, Vec<TrailEntry>>>);
+
+    impl Ledger {
+        fn append(&self, order_id: &str, trail: &[TrailEntry]) {
+            self.1.lock().unwrap().entry(order_id.to_string()).or_default().extend_from_slice(trail);
+        }
+
+        /// The order's trail, a line per step: `step [participant] [outcome] [#delivery]`.
+        fn trail(&self, order_id: &str) -> Vec<String> {
+            let trails = self.1.lock().unwrap();
+            let entries = trails.get(order_id).map(Vec::as_slice).unwrap_or_default();
+            let line = |e: &TrailEntry| {
+                let mut words = vec![format!("{:?}", e.step).to_lowercase()];
+                words.extend(e.participant.map(|p| format!("{p:?}").to_lowercase()));
+                words.extend(e.outcome.clone());
+                words.extend(e.delivery.map(|d| format!("#{d}")));
+                words.join(" ")
+            };
+            entries.iter().map(line).collect()
+        }
+    }
 
     impl OrderLedger for Ledger {
-        async fn claim(&self, order_id: &str) -> Result<Claim, PortError> {
+        async fn claim(&self, order_id: &str, trail: &[TrailEntry]) -> Result<Claim, PortError> {
             let mut orders = self.0.lock().unwrap();
             let Some(order) = orders.get_mut(order_id) else { return Ok(Claim::Unknown) };
             if order.status.is_final() {
@@ -252,23 +384,44 @@ mod tests {
                 return Ok(Claim::NotQueued(order.status));
             }
             order.status = OrderStatus::Executing;
+            self.append(order_id, trail);
             Ok(Claim::Executing(order.clone()))
         }
 
-        async fn decide(&self, order_id: &str, decision: &Decision) -> Result<Decision, PortError> {
+        async fn decide(
+            &self,
+            order_id: &str,
+            decision: &Decision,
+            trail: &[TrailEntry],
+        ) -> Result<Decision, PortError> {
             let mut orders = self.0.lock().unwrap();
             let order = orders.get_mut(order_id).ok_or_else(|| PortError::NotFound("no order".into()))?;
-            Ok(order.decision.get_or_insert_with(|| decision.clone()).clone())
+            if order.decision.is_none() {
+                order.decision = Some(decision.clone());
+                self.append(order_id, trail);
+            }
+            Ok(order.decision.clone().unwrap())
         }
 
-        async fn finish(&self, order_id: &str, status: OrderStatus, _: Option<&str>) -> Result<(), PortError> {
+        async fn finish(
+            &self,
+            order_id: &str,
+            status: OrderStatus,
+            _: Option<&str>,
+            trail: &[TrailEntry],
+        ) -> Result<(), PortError> {
             let mut orders = self.0.lock().unwrap();
             let order = orders.get_mut(order_id).ok_or_else(|| PortError::NotFound("no order".into()))?;
             assert_eq!(order.status, OrderStatus::Executing, "finish only from executing");
             order.status = status;
+            self.append(order_id, trail);
             Ok(())
         }
     }
+
+    const FIRST: Delivery = Delivery { receives: 1, last: false };
+    const SECOND: Delivery = Delivery { receives: 2, last: false };
+    const LAST: Delivery = Delivery { receives: 5, last: true };
 
     /// Copies of one book: prepared reservations hold copies; commit keeps them, abort returns
     /// them.
@@ -405,9 +558,9 @@ mod tests {
     fn orders_commit_while_there_is_stock_and_then_fail_with_the_reason() {
         let executor = executor(3, &[("o1", 2), ("o2", 2), ("o3", 1)]);
         let faults = Reliable;
-        assert_eq!(block_on(executor.execute("o1", false, &faults)), Ok(Executed::Committed));
-        assert_eq!(block_on(executor.execute("o2", false, &faults)), Ok(Executed::Failed("out of stock".into())));
-        assert_eq!(block_on(executor.execute("o3", false, &faults)), Ok(Executed::Committed));
+        assert_eq!(block_on(executor.execute("o1", FIRST, &faults)), Ok(Executed::Committed));
+        assert_eq!(block_on(executor.execute("o2", FIRST, &faults)), Ok(Executed::Failed("out of stock".into())));
+        assert_eq!(block_on(executor.execute("o3", FIRST, &faults)), Ok(Executed::Committed));
         assert_eq!(*executor.stock.copies.lock().unwrap(), 0);
         assert_eq!(executor.payment.charged.load(Ordering::SeqCst), 2);
         assert_eq!(executor.payment.states.lock().unwrap()["o2"], "released");
@@ -415,12 +568,43 @@ mod tests {
     }
 
     #[test]
+    fn the_trail_shows_each_delivery_each_vote_the_decision_and_what_each_participant_was_told() {
+        let executor = executor(2, &[("o1", 1), ("o2", 5)]);
+        let faults = FailAt(FaultPoint::BeforePhaseTwo, AtomicUsize::new(1));
+        assert!(block_on(executor.execute("o1", FIRST, &faults)).is_err());
+        assert_eq!(block_on(executor.execute("o1", SECOND, &faults)), Ok(Executed::Committed));
+        let committed = [
+            "claim #1",
+            "prepare stock yes",
+            "prepare payment yes",
+            "decide commit",
+            "claim #2",
+            "commit stock",
+            "commit payment",
+        ];
+        assert_eq!(executor.ledger.trail("o1"), committed);
+        assert!(block_on(executor.execute("o2", FIRST, &Reliable)).is_ok());
+        let aborted = [
+            "claim #1",
+            "prepare stock no: out of stock",
+            "prepare payment yes",
+            "decide abort: out of stock",
+            "abort stock",
+            "abort payment",
+        ];
+        assert_eq!(executor.ledger.trail("o2"), aborted);
+        // A duplicate delivery of a finished order adds nothing.
+        assert!(block_on(executor.execute("o1", SECOND, &Reliable)).is_ok());
+        assert_eq!(executor.ledger.trail("o1").len(), committed.len());
+    }
+
+    #[test]
     fn a_duplicate_delivery_applies_nothing_twice() {
         let executor = executor(5, &[("o1", 2)]);
         let faults = Reliable;
-        assert_eq!(block_on(executor.execute("o1", false, &faults)), Ok(Executed::Committed));
+        assert_eq!(block_on(executor.execute("o1", FIRST, &faults)), Ok(Executed::Committed));
         assert_eq!(
-            block_on(executor.execute("o1", false, &faults)),
+            block_on(executor.execute("o1", FIRST, &faults)),
             Ok(Executed::AlreadyFinished(OrderStatus::Committed))
         );
         assert_eq!(*executor.stock.copies.lock().unwrap(), 3);
@@ -431,11 +615,11 @@ mod tests {
     fn a_coordinator_that_died_after_deciding_is_finished_by_the_next_delivery_with_the_same_decision() {
         let executor = executor(1, &[("o1", 1)]);
         let faults = FailAt(FaultPoint::BeforePhaseTwo, AtomicUsize::new(1));
-        assert!(block_on(executor.execute("o1", false, &faults)).is_err());
+        assert!(block_on(executor.execute("o1", FIRST, &faults)).is_err());
         assert_eq!(status(&executor, "o1"), OrderStatus::Executing);
         assert_eq!(executor.ledger.0.lock().unwrap()["o1"].decision, Some(Decision::Commit));
         // Between the deliveries the stock would no longer allow it: the recorded decision wins.
-        assert_eq!(block_on(executor.execute("o1", false, &faults)), Ok(Executed::Committed));
+        assert_eq!(block_on(executor.execute("o1", FIRST, &faults)), Ok(Executed::Committed));
         assert_eq!(*executor.stock.copies.lock().unwrap(), 0);
         assert_eq!(executor.payment.charged.load(Ordering::SeqCst), 1);
     }
@@ -444,9 +628,11 @@ mod tests {
     fn the_last_delivery_aborts_an_undecided_order_and_fails_it_with_the_reason() {
         let executor = executor(5, &[("o1", 1)]);
         let faults = FailAt(FaultPoint::BeforePrepare, AtomicUsize::new(2));
-        assert!(block_on(executor.execute("o1", false, &faults)).is_err());
-        let answer = block_on(executor.execute("o1", true, &faults)).unwrap();
+        assert!(block_on(executor.execute("o1", FIRST, &faults)).is_err());
+        let answer = block_on(executor.execute("o1", LAST, &faults)).unwrap();
         assert_eq!(answer, Executed::Failed(GAVE_UP.into()), "the cause is logged, not shown");
+        let gave_up = ["claim #1", "claim #5", &format!("decide abort: {GAVE_UP}"), "abort stock", "abort payment"];
+        assert_eq!(executor.ledger.trail("o1"), gave_up);
         assert_eq!(status(&executor, "o1"), OrderStatus::Failed);
         assert_eq!(executor.payment.states.lock().unwrap()["o1"], "released");
         // A late prepare of the aborted order is refused.
@@ -460,11 +646,11 @@ mod tests {
         let executor = executor(5, &[("o1", 1)]);
         let faults = Reliable;
         *executor.stock.down.lock().unwrap() = true;
-        assert!(block_on(executor.execute("o1", true, &faults)).is_err());
+        assert!(block_on(executor.execute("o1", LAST, &faults)).is_err());
         assert_eq!(status(&executor, "o1"), OrderStatus::Executing);
         assert!(matches!(executor.ledger.0.lock().unwrap()["o1"].decision, Some(Decision::Abort { .. })));
         *executor.stock.down.lock().unwrap() = false;
-        let answer = block_on(executor.execute("o1", false, &faults)).unwrap();
+        let answer = block_on(executor.execute("o1", FIRST, &faults)).unwrap();
         assert_eq!(answer, Executed::Failed(GAVE_UP.into()));
         assert_eq!(*executor.stock.copies.lock().unwrap(), 5);
     }
@@ -473,17 +659,17 @@ mod tests {
     fn the_last_delivery_never_fails_an_order_decided_to_commit() {
         let executor = executor(5, &[("o1", 1)]);
         let faults = FailAt(FaultPoint::BeforePhaseTwo, AtomicUsize::new(2));
-        assert!(block_on(executor.execute("o1", false, &faults)).is_err());
-        assert!(block_on(executor.execute("o1", true, &faults)).is_err());
+        assert!(block_on(executor.execute("o1", FIRST, &faults)).is_err());
+        assert!(block_on(executor.execute("o1", LAST, &faults)).is_err());
         assert_eq!(status(&executor, "o1"), OrderStatus::Executing);
-        assert_eq!(block_on(executor.execute("o1", false, &faults)), Ok(Executed::Committed));
+        assert_eq!(block_on(executor.execute("o1", FIRST, &faults)), Ok(Executed::Committed));
     }
 
     #[test]
     fn an_order_with_a_line_that_is_no_book_or_no_copies_fails_without_touching_stock() {
         let executor = executor(5, &[("o1", -2), ("o2", 0)]);
         for id in ["o1", "o2"] {
-            let answer = block_on(executor.execute(id, false, &Reliable)).unwrap();
+            let answer = block_on(executor.execute(id, FIRST, &Reliable)).unwrap();
             assert!(matches!(&answer, Executed::Failed(reason) if reason.contains("positive")), "{answer:?}");
         }
         assert_eq!(*executor.stock.copies.lock().unwrap(), 5);
@@ -493,14 +679,14 @@ mod tests {
     fn a_transient_fault_is_retried_and_a_permanent_one_fails_the_order_at_once() {
         let executor = executor(5, &[("o1", 1), ("o2", 1)]);
         *executor.stock.prepare_fault.lock().unwrap() = Some(PortError::Transient("no leader".into()));
-        assert_eq!(block_on(executor.execute("o1", false, &Reliable)), Err(PortError::Transient("no leader".into())));
+        assert_eq!(block_on(executor.execute("o1", FIRST, &Reliable)), Err(PortError::Transient("no leader".into())));
         assert_eq!(
             (status(&executor, "o1"), executor.ledger.0.lock().unwrap()["o1"].decision.clone()),
             (OrderStatus::Executing, None)
         );
         // Refused for good: no delivery could do better, so this first one ends the order.
         *executor.stock.prepare_fault.lock().unwrap() = Some(PortError::Permanent("malformed transaction".into()));
-        assert_eq!(block_on(executor.execute("o2", false, &Reliable)), Ok(Executed::Failed(REFUSED.into())));
+        assert_eq!(block_on(executor.execute("o2", FIRST, &Reliable)), Ok(Executed::Failed(REFUSED.into())));
         assert_eq!(status(&executor, "o2"), OrderStatus::Failed);
         assert_eq!(executor.payment.states.lock().unwrap()["o2"], "released");
         assert_eq!(*executor.stock.copies.lock().unwrap(), 5);
@@ -510,7 +696,7 @@ mod tests {
     fn an_order_that_is_not_queued_is_refused_for_good_and_left_as_it_is() {
         let executor = executor(5, &[("o1", 1)]);
         executor.ledger.0.lock().unwrap().get_mut("o1").unwrap().status = OrderStatus::Approved;
-        let answer = block_on(executor.execute("o1", false, &Reliable));
+        let answer = block_on(executor.execute("o1", FIRST, &Reliable));
         assert!(matches!(&answer, Err(PortError::Permanent(e)) if e.contains("approved, not queued")), "{answer:?}");
         assert_eq!(status(&executor, "o1"), OrderStatus::Approved);
     }
@@ -519,7 +705,7 @@ mod tests {
     fn an_unknown_order_is_retried_then_dropped() {
         let executor = executor(5, &[]);
         let faults = Reliable;
-        assert!(block_on(executor.execute("nope", false, &faults)).is_err());
-        assert_eq!(block_on(executor.execute("nope", true, &faults)), Ok(Executed::Unknown));
+        assert!(block_on(executor.execute("nope", FIRST, &faults)).is_err());
+        assert_eq!(block_on(executor.execute("nope", LAST, &faults)), Ok(Executed::Unknown));
     }
 }

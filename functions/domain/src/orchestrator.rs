@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::Book;
 use crate::checkout::{BodyError, CheckoutResponse, Decision, SuggestedBook, parse_checkout};
 use crate::events::{Event, PROCESSES, Service};
+use crate::execution::TrailEntry;
 use crate::order::OrderStatus;
 use crate::service::{EventRecord, OrderData, OrderLine, ServiceRequest, ServiceResponse, Unavailable};
 use crate::vector_clock::VectorClock;
@@ -76,6 +77,9 @@ pub struct OrderRecord {
     pub history: Vec<StatusChange>,
     pub events: Vec<EventRecord>,
     pub final_clock: VectorClock,
+    /// The two-phase commit as the executors ran it: empty until one takes the order up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trail: Vec<TrailEntry>,
 }
 
 /// Why a checkout got no decision.
@@ -179,6 +183,7 @@ async fn decide<S, O: OrderStore, Q: OrderQueue, C>(
         history,
         events: records,
         final_clock: final_clock.clone(),
+        trail: Vec::new(),
     };
     if let Recorded::Existing(existing) = deps.orders.create(&record).await? {
         // Its decision stands, and it was queued or the sweeper queues it.
