@@ -1,10 +1,12 @@
-// The cluster view: the books database's Raft nodes as each sees itself (role, term, applied
-// index) and the order queue's depth, from GET /status, refreshed while the page is visible.
+// The cluster view: the books database's Raft nodes as each sees itself (role, term, vote, log,
+// commit and applied index) and the order queue's depth, from GET /status, refreshed while the
+// page is visible; and the leaders seen, as a timeline of elections.
 
 import { getStatus } from './api.js';
 import { el } from './dom.js';
 
 const refreshEvery = 2000;
+const electionsKept = 20;
 
 export class ClusterView {
   constructor() {
@@ -12,6 +14,8 @@ export class ClusterView {
     this.queue = document.getElementById('queue-depth');
     this.deadLetter = document.getElementById('dlq-size');
     this.state = document.getElementById('cluster-state');
+    this.elections = document.getElementById('elections');
+    this.leaders = new LeaderHistory();
   }
 
   start() {
@@ -37,12 +41,21 @@ export class ClusterView {
     }
     this.rows.replaceChildren(...(status.booksDb ?? []).map((node) => node.error
       ? el('tr', { class: 'node down', dataset: { role: 'unreachable' } },
-        el('th', { scope: 'row' }, `node ${node.node}`), el('td', { colspan: '3' }, `unreachable: ${node.error}`))
+        el('th', { scope: 'row' }, `node ${node.node}`), el('td', { colspan: '6' }, `unreachable: ${node.error}`))
       : el('tr', { class: `node ${node.role}`, dataset: { role: node.role } },
         el('th', { scope: 'row' }, `node ${node.node}`),
         el('td', { class: 'role' }, node.role),
         el('td', { class: 'term' }, String(node.term)),
+        el('td', { class: 'voted-for' }, node.votedFor == null ? '–' : `node ${node.votedFor}`),
+        el('td', { class: 'log' }, String(node.lastLogIndex ?? '–')),
+        el('td', { class: 'committed' }, String(node.committed ?? '–')),
         el('td', { class: 'applied' }, String(node.lastApplied ?? '–')))));
+    const change = this.leaders.observe(status.booksDb ?? [], Date.now());
+    if (change) {
+      this.elections.prepend(el('li', { dataset: { term: String(change.term), leader: String(change.leader) } },
+        describeLeader(change), ' ', el('time', { datetime: new Date(change.at).toISOString() }, new Date(change.at).toLocaleTimeString())));
+      while (this.elections.children.length > electionsKept) this.elections.lastElementChild.remove();
+    }
     const depth = (name) => {
       const queue = (status.queues ?? []).find((q) => q.name === name);
       if (!queue) return 'not configured';
@@ -53,4 +66,49 @@ export class ClusterView {
     this.deadLetter.textContent = depth('dead-letter');
     this.state.textContent = `Updated ${new Date().toLocaleTimeString()}`;
   }
+}
+
+/**
+ * The leaders seen across looks at the cluster: `observe` answers a change of leader (a new term
+ * or a new node leading), with the nodes that voted for it and how long no leader was seen.
+ */
+export class LeaderHistory {
+  constructor() {
+    this.known = null;
+    this.leaderlessSince = null;
+  }
+
+  observe(nodes, now) {
+    const leading = nodes.filter((n) => !n.error && n.role === 'leader').sort((a, b) => b.term - a.term)[0];
+    if (!leading) {
+      if (this.known && this.leaderlessSince == null) this.leaderlessSince = now;
+      return null;
+    }
+    const current = { term: leading.term, leader: leading.id };
+    if (this.known && this.known.term === current.term && this.known.leader === current.leader) return null;
+    const votes = nodes.filter((n) => !n.error && n.term === current.term && n.votedFor === current.leader).map((n) => n.id);
+    const change = {
+      ...current,
+      votes,
+      first: this.known == null,
+      leaderlessFor: this.leaderlessSince == null ? null : now - this.leaderlessSince,
+      at: now,
+    };
+    this.known = current;
+    this.leaderlessSince = null;
+    return change;
+  }
+}
+
+/** A change of leader, in words. */
+export function describeLeader(change) {
+  const voters = `node${change.votes.length === 1 ? '' : 's'} ${change.votes.join(', ')}`;
+  const votes = change.votes.length ? `votes from ${voters}` : 'no vote seen yet';
+  let gap = '';
+  if (!change.first) {
+    gap = change.leaderlessFor == null
+      ? '; the change fell between two looks'
+      : `; no leader seen for ${(change.leaderlessFor / 1000).toFixed(1)} s`;
+  }
+  return `term ${change.term}: node ${change.leader} leads (${votes})${gap}`;
 }

@@ -173,6 +173,30 @@ async fn a_shopper_buys_two_books_in_chromium() {
     assert_eq!(roles.iter().filter(|r| *r == "unreachable").count(), 1, "{roles:?}");
     wait_for_attributes(page, "#nodes tr.node", "data-role", |r| r.iter().all(|r| r != "unreachable")).await;
 
+    // Each node's vote, commit and applied index are shown; the leader voted for itself.
+    let leader_row = r#"#nodes tr.node[data-role="leader"]"#;
+    let voted = text(page, &format!("{leader_row} .voted-for")).await;
+    let leader = status["booksDb"].as_array().unwrap().iter().find(|n| n["role"] == "leader").unwrap()["id"].clone();
+    assert_eq!(voted, format!("node {leader}"), "the leader's vote");
+    assert!(text(page, &format!("{leader_row} .committed")).await.parse::<u64>().is_ok_and(|c| c > 0));
+
+    // The leader killed: the page shows the election of another, in a later term, with its votes.
+    let terms = attributes(page, "#elections li", "data-term").await;
+    assert_eq!(terms.len(), 1, "the leader seen when the page opened: {terms:?}");
+    let leader = leader.as_u64().unwrap();
+    stack.books_db.kill(leader).unwrap();
+    let terms = wait_for_attributes(page, "#elections li", "data-term", |t| t.len() == 2).await;
+    let (new, old): (u64, u64) = (terms[0].parse().unwrap(), terms[1].parse().unwrap());
+    assert!(new > old, "a later term: {terms:?}");
+    let election = text(page, "#elections li:first-child").await;
+    assert!(election.contains("votes from nodes"), "a majority voted: {election}");
+    assert!(
+        election.contains("no leader seen for") || election.contains("fell between two looks"),
+        "how long there was no leader: {election}"
+    );
+    assert!(!election.contains(&format!("node {leader} leads")), "{election}");
+    stack.books_db.restart(leader).unwrap();
+
     // A card that fails the Luhn check: hinted while typing, rejected by the services with why.
     click(page, &format!(r#".book[data-book-id="{}"] button.add"#, ids[0])).await;
     let card = page.find(Locator::Css(r#"input[name="cardNumber"]"#)).await.unwrap();
@@ -306,7 +330,22 @@ async fn the_pages_logic_in_chromium() {
                 return new Response('{"orderId":"o-1","status":"Order Approved"}', { status: 200 });
               };
               const placed = await api.postCheckout('{}', 'key-1').finally(() => { window.fetch = realFetch; });
+              // Leaders across looks at the cluster: node 1 leads, dies, node 2 is elected; then
+              // node 3 takes over between two looks.
+              const { LeaderHistory, describeLeader } = await import('/js/cluster.js');
+              const node = (id, role, term, votedFor) => ({ id, role, term, votedFor });
+              const down = (id) => ({ id, error: 'no answer' });
+              const leaders = new LeaderHistory();
+              const looks = [
+                [[node(1, 'leader', 1, 1), node(2, 'follower', 1, 1), node(3, 'follower', 1, 1)], 1000],
+                [[node(1, 'leader', 1, 1), node(2, 'follower', 1, 1), node(3, 'follower', 1, 1)], 3000],
+                [[down(1), node(2, 'candidate', 2, 2), node(3, 'follower', 1, 1)], 5000],
+                [[down(1), node(2, 'leader', 2, 2), node(3, 'follower', 2, 2)], 7500],
+                [[down(1), node(2, 'follower', 3, 3), node(3, 'leader', 3, 3)], 9500],
+              ];
+              const elections = looks.map(([nodes, at]) => leaders.observe(nodes, at)).map((c) => c && describeLeader(c));
               done({
+                elections,
                 retry: { keysSent, orderId: placed.orderId, fresh: [api.newIdempotencyKey(), api.newIdempotencyKey()] },
                 full: summary(graph),
                 rejected,
@@ -352,6 +391,15 @@ async fn the_pages_logic_in_chromium() {
     let fresh: Vec<&str> = retry["fresh"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(fresh.iter().all(|k| k.len() == 32 && k.bytes().all(|b| b.is_ascii_hexdigit())), "{fresh:?}");
     assert_ne!(fresh[0], fresh[1], "a new key per order");
+
+    let elections = json!([
+        "term 1: node 1 leads (votes from nodes 1, 2, 3)",
+        null,
+        null,
+        "term 2: node 2 leads (votes from nodes 2, 3); no leader seen for 2.5 s",
+        "term 3: node 3 leads (votes from nodes 2, 3); the change fell between two looks",
+    ]);
+    assert_eq!(results["elections"], elections, "leaders as the cluster view tells them");
 
     let bad = &results["bad"];
     for field in ["contact", "cardNumber", "cvv", "terms", "cart"] {

@@ -32,8 +32,14 @@ pub struct NodeView {
     pub leader: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub term: Option<u64>,
+    /// Whom it voted for in `term`: the leader it follows, or itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voted_for: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_log_index: Option<u64>,
+    /// The last log index it knows a majority holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub committed: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_applied: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,7 +89,9 @@ impl SystemStatusReader {
                         role: Some(status.role),
                         leader: status.leader,
                         term: Some(status.term),
+                        voted_for: status.voted_for,
                         last_log_index: status.last_log_index,
+                        committed: status.committed,
                         last_applied: status.last_applied,
                         error: None,
                     },

@@ -148,6 +148,9 @@ pub struct ClusterStatus {
     pub role: String,
     pub leader: Option<u64>,
     pub term: u64,
+    /// The node this one voted for in `term` (itself when it is the leader or a candidate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voted_for: Option<u64>,
     pub members: Vec<Member>,
     #[serde(default)]
     pub learners: Vec<Member>,

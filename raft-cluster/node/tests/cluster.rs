@@ -86,6 +86,12 @@ async fn killing_the_leader_elects_another_and_loses_no_acknowledged_write() {
         .await
         .unwrap();
     eprintln!("new leader {:?} after {:?}", status.leader, killed_at.elapsed());
+    // A node that follows a leader holds the vote it granted that leader's term; the leader voted
+    // for itself.
+    for id in [survivor, status.leader.unwrap()] {
+        let seen = cluster.wait_for_status(id, "a leader", ELECTION, |s| s.leader.is_some()).await.unwrap();
+        assert_eq!(seen.voted_for, seen.leader, "node {id}: {seen:?}");
+    }
 
     let mut acknowledged = BTreeMap::new();
     for writer in writers {

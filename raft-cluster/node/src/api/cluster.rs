@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use books_db_client::api::{AddLearnerRequest, ChangeMembershipRequest, ClusterStatus, Member, validate_addr};
 use openraft::ServerState;
+use openraft::vote::RaftLeaderId;
 use openraft::type_config::async_runtime::WatchReceiver;
 
 use super::error::{ApiError, parse_json};
@@ -37,6 +38,8 @@ pub async fn status(State(app): State<Arc<App>>) -> Json<ClusterStatus> {
         role: role.into(),
         leader: metrics.current_leader,
         term: metrics.current_term,
+        // Term 0 is before any election: no vote cast yet.
+        voted_for: (metrics.vote.leader_id().term() > 0).then(|| *metrics.vote.leader_id().node_id()),
         members,
         learners,
         last_log_index: metrics.last_log_index,
