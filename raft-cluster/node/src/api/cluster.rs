@@ -8,8 +8,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use books_db_client::api::{AddLearnerRequest, ChangeMembershipRequest, ClusterStatus, Member, validate_addr};
 use openraft::ServerState;
-use openraft::vote::RaftLeaderId;
 use openraft::type_config::async_runtime::WatchReceiver;
+use openraft::vote::RaftLeaderId;
 
 use super::error::{ApiError, parse_json};
 use super::forward;
