@@ -249,7 +249,6 @@ async fn stock_is_conserved_when_the_books_database_loses_its_leader(client: &mu
     client.stack.books_db.restart(leader).unwrap();
 
     let mut committed_copies = 0;
-    let (dynamodb, _) = emulator_clients(&client.stack.aws_endpoint);
     let db = client.stack.books_db.client().unwrap();
     for (answer, quantity) in orders.iter().zip(quantities) {
         assert_eq!(answer["status"], "Order Approved", "{answer}");
@@ -257,15 +256,7 @@ async fn stock_is_conserved_when_the_books_database_loses_its_leader(client: &mu
         let executed = client.wait_until_executed(order_id).await;
         the_trail_is_one_run_of_the_protocol(&executed);
         let status: OrderStatus = serde_json::from_value(executed["status"].clone()).unwrap();
-        let payment = dynamodb
-            .get_item()
-            .table_name(&client.stack.resources["PaymentsTable"])
-            .key("orderId", aws_sdk_dynamodb::types::AttributeValue::S(order_id.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap();
-        let payment_state = payment.item().and_then(|i| i.get("state")).and_then(|s| s.as_s().ok()).cloned();
+        let payment_state = client.payment_state(order_id).await;
         let reservation = db.get(&format!("reservation/{order_id}")).await.unwrap().map(|e| e.value["state"].clone());
         match status {
             OrderStatus::Committed => {

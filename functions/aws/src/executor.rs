@@ -304,7 +304,7 @@ mod tests {
 
     impl Participant for Agreeing {
         async fn prepare(&self, _: &ExecutableOrder) -> Result<Vote, PortError> {
-            Ok(Vote::Yes)
+            Ok(Vote::YES)
         }
 
         async fn commit(&self, _: &ExecutableOrder) -> Result<(), PortError> {

@@ -121,7 +121,7 @@ impl Participant for LambdaPayment {
     async fn prepare(&self, order: &ExecutableOrder) -> Result<Vote, PortError> {
         let request = PaymentRequest::Prepare { order_id: order.order_id.clone(), amount_cents: order.amount_cents };
         Ok(match self.send(&request).await? {
-            PaymentResponse::Done { .. } => Vote::Yes,
+            PaymentResponse::Done { .. } => Vote::YES,
             PaymentResponse::Refused { reason } => Vote::No(reason),
         })
     }

@@ -178,13 +178,14 @@ impl Participant for BooksDbStock {
             .await
             .map_err(|e| books_db_error("reserving stock", e))?;
         if answer.succeeded {
-            return Ok(Vote::Yes);
+            // The transaction's version is the index of the Raft log entry that reserved the stock.
+            return Ok(Vote::Yes { receipt: Some(format!("Raft log index {}", answer.version)) });
         }
         if answer.failed_compares.contains(&0) {
             // Prepared before (a retry), or aborted before.
             return match self.reservation(&order.order_id).await? {
                 Some(reservation) if reservation.state == Step::Aborted => Ok(Vote::No("aborted".into())),
-                Some(_) => Ok(Vote::Yes),
+                Some(_) => Ok(Vote::YES),
                 // Gone between the transaction and the read: ask again on the next delivery.
                 None => {
                     Err(PortError::Transient(format!("the reservation of {} changed while preparing", order.order_id)))

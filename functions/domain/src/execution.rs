@@ -45,9 +45,16 @@ pub enum Decision {
 /// A participant's answer to prepare.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Vote {
-    Yes,
+    /// It promises to carry out either decision; `receipt` says where it recorded the promise,
+    /// when it can tell (the books database: the Raft log index of its transaction).
+    Yes { receipt: Option<String> },
     /// It cannot take part; the reason is the order's.
     No(String),
+}
+
+impl Vote {
+    /// A yes with nothing to show for it.
+    pub const YES: Vote = Vote::Yes { receipt: None };
 }
 
 /// One delivery of an order's message.
@@ -115,7 +122,8 @@ impl TrailEntry {
 
     pub fn voted(participant: ParticipantName, vote: &Vote) -> Self {
         let outcome = match vote {
-            Vote::Yes => "yes".to_string(),
+            Vote::Yes { receipt: None } => "yes".to_string(),
+            Vote::Yes { receipt: Some(receipt) } => format!("yes ({receipt})"),
             Vote::No(reason) => format!("no: {reason}"),
         };
         Self { participant: Some(participant), outcome: Some(outcome), ..Self::new(TrailStep::Prepare) }
@@ -277,7 +285,7 @@ impl<L: OrderLedger, S: Participant, P: Participant> OrderExecutor<L, S, P> {
                     TrailEntry::voted(ParticipantName::Payment, &payment),
                 ];
                 let proposal = match (stock, payment) {
-                    (Vote::Yes, Vote::Yes) => Decision::Commit,
+                    (Vote::Yes { .. }, Vote::Yes { .. }) => Decision::Commit,
                     (Vote::No(reason), _) | (_, Vote::No(reason)) => Decision::Abort { reason },
                 };
                 trail.push(TrailEntry::decided(&proposal));
@@ -457,7 +465,7 @@ mod tests {
             let wanted: i64 = order.lines.iter().map(|(_, n)| n).sum();
             let mut reservations = self.reservations.lock().unwrap();
             if let Some((_, state)) = reservations.get(&order.order_id) {
-                return Ok(if *state == "aborted" { Vote::No("aborted".into()) } else { Vote::Yes });
+                return Ok(if *state == "aborted" { Vote::No("aborted".into()) } else { Vote::YES });
             }
             let mut copies = self.copies.lock().unwrap();
             if *copies < wanted {
@@ -465,7 +473,7 @@ mod tests {
             }
             *copies -= wanted;
             reservations.insert(order.order_id.clone(), (wanted, "prepared"));
-            Ok(Vote::Yes)
+            Ok(Vote::Yes { receipt: Some(format!("reservation {}", reservations.len())) })
         }
 
         async fn commit(&self, order: &ExecutableOrder) -> Result<(), PortError> {
@@ -501,7 +509,7 @@ mod tests {
         async fn prepare(&self, order: &ExecutableOrder) -> Result<Vote, PortError> {
             let mut states = self.states.lock().unwrap();
             let state = states.entry(order.order_id.clone()).or_insert("authorized");
-            Ok(if *state == "released" { Vote::No("payment released".into()) } else { Vote::Yes })
+            Ok(if *state == "released" { Vote::No("payment released".into()) } else { Vote::YES })
         }
 
         async fn commit(&self, order: &ExecutableOrder) -> Result<(), PortError> {
@@ -575,7 +583,7 @@ mod tests {
         assert_eq!(block_on(executor.execute("o1", SECOND, &faults)), Ok(Executed::Committed));
         let committed = [
             "claim #1",
-            "prepare stock yes",
+            "prepare stock yes (reservation 1)",
             "prepare payment yes",
             "decide commit",
             "claim #2",

@@ -83,6 +83,20 @@ impl Client {
         (answer.status().as_u16(), answer.json().await.unwrap_or(Value::Null))
     }
 
+    /// The order's payment as the payments table holds it (one item per order): its `state`.
+    pub async fn payment_state(&self, order_id: &str) -> Option<String> {
+        let (dynamodb, _) = xtask::emulator::emulator_clients(&self.stack.aws_endpoint);
+        let payment = dynamodb
+            .get_item()
+            .table_name(&self.stack.resources["PaymentsTable"])
+            .key("orderId", aws_sdk_dynamodb::types::AttributeValue::S(order_id.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("the payments table answers");
+        payment.item().and_then(|i| i.get("state")).and_then(|s| s.as_s().ok()).cloned()
+    }
+
     /// Invokes a function through `cargo lambda watch`'s Lambda Invoke API.
     pub async fn invoke(&self, function: &str, payload: &Value) -> Value {
         let url = format!("{}/2015-03-31/functions/{function}/invocations", self.stack.watch_url);
