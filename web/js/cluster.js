@@ -85,6 +85,8 @@ export class LeaderHistory {
       return null;
     }
     const current = { term: leading.term, leader: leading.id };
+    // A deposed leader cut off from the others may still call itself leader, of an older term.
+    if (this.known && current.term < this.known.term) return null;
     if (this.known && this.known.term === current.term && this.known.leader === current.leader) return null;
     const votes = nodes.filter((n) => !n.error && n.term === current.term && n.votedFor === current.leader).map((n) => n.id);
     const change = {

@@ -142,7 +142,7 @@ export class OrderView {
 }
 
 /** One step of the two-phase commit, in words. */
-export function describeStep(entry) {
+function describeStep(entry) {
   const who = entry.participant === 'stock' ? 'books database (stock)' : entry.participant;
   switch (entry.step) {
     case 'claim': return `delivery ${entry.delivery ?? '?'} took the order up`;

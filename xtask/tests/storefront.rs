@@ -331,7 +331,8 @@ async fn the_pages_logic_in_chromium() {
               };
               const placed = await api.postCheckout('{}', 'key-1').finally(() => { window.fetch = realFetch; });
               // Leaders across looks at the cluster: node 1 leads, dies, node 2 is elected; then
-              // node 3 takes over between two looks.
+              // node 3 takes over between two looks; node 1, back and cut off, still calls
+              // itself the leader of term 1.
               const { LeaderHistory, describeLeader } = await import('/js/cluster.js');
               const node = (id, role, term, votedFor) => ({ id, role, term, votedFor });
               const down = (id) => ({ id, error: 'no answer' });
@@ -342,6 +343,7 @@ async fn the_pages_logic_in_chromium() {
                 [[down(1), node(2, 'candidate', 2, 2), node(3, 'follower', 1, 1)], 5000],
                 [[down(1), node(2, 'leader', 2, 2), node(3, 'follower', 2, 2)], 7500],
                 [[down(1), node(2, 'follower', 3, 3), node(3, 'leader', 3, 3)], 9500],
+                [[node(1, 'leader', 1, 1), down(2), down(3)], 11500],
               ];
               const elections = looks.map(([nodes, at]) => leaders.observe(nodes, at)).map((c) => c && describeLeader(c));
               done({
@@ -398,6 +400,7 @@ async fn the_pages_logic_in_chromium() {
         null,
         "term 2: node 2 leads (votes from nodes 2, 3); no leader seen for 2.5 s",
         "term 3: node 3 leads (votes from nodes 2, 3); the change fell between two looks",
+        null,
     ]);
     assert_eq!(results["elections"], elections, "leaders as the cluster view tells them");
 
