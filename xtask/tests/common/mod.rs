@@ -4,8 +4,12 @@
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use xtask::stack::Stack;
+
+/// A DynamoDB item.
+pub type Item = std::collections::HashMap<String, AttributeValue>;
 
 pub const CARD: &str = "4111 1111 1111 1111";
 
@@ -83,18 +87,24 @@ impl Client {
         (answer.status().as_u16(), answer.json().await.unwrap_or(Value::Null))
     }
 
-    /// The order's payment as the payments table holds it (one item per order): its `state`.
-    pub async fn payment_state(&self, order_id: &str) -> Option<String> {
+    /// An order's item in `table` (the template's logical id of a table keyed `orderId`), read
+    /// consistently.
+    pub async fn item(&self, table: &str, order_id: &str) -> Option<Item> {
         let (dynamodb, _) = xtask::emulator::emulator_clients(&self.stack.aws_endpoint);
-        let payment = dynamodb
+        let answer = dynamodb
             .get_item()
-            .table_name(&self.stack.resources["PaymentsTable"])
-            .key("orderId", aws_sdk_dynamodb::types::AttributeValue::S(order_id.into()))
+            .table_name(&self.stack.resources[table])
+            .key("orderId", AttributeValue::S(order_id.into()))
             .consistent_read(true)
             .send()
             .await
-            .expect("the payments table answers");
-        payment.item().and_then(|i| i.get("state")).and_then(|s| s.as_s().ok()).cloned()
+            .expect("the table answers");
+        answer.item().cloned()
+    }
+
+    /// The order's payment as the payments table holds it (one item per order): its `state`.
+    pub async fn payment_state(&self, order_id: &str) -> Option<String> {
+        self.item("PaymentsTable", order_id).await?.get("state")?.as_s().ok().cloned()
     }
 
     /// Invokes a function through `cargo lambda watch`'s Lambda Invoke API.
