@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use books_db_client::{BooksDb, ClientOptions};
 use bookstore_domain::execution::{Delivery, FaultPoint, Faults, OrderExecutor, OrderLedger, Participant};
 use bookstore_domain::port_error::PortError;
 use bookstore_domain::service::Unavailable;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// How the executor treats deliveries.
-#[derive(Debug, Clone)]
 pub struct DeliverySettings {
     /// The queue's `maxReceiveCount`: the delivery with this count is the last one.
     pub max_receives: u32,
@@ -24,7 +24,7 @@ pub struct DeliverySettings {
     /// An execution still running after this long is given up (the message comes back), so the
     /// function answers before its own timeout.
     pub execution_limit: Duration,
-    pub faults: EmulatedFaults,
+    pub faults: FaultKnobs,
 }
 
 /// The order queue, for making a failed message visible again sooner, and its dead-letter
@@ -138,7 +138,7 @@ async fn execute_one<L: OrderLedger, S: Participant, P: Participant>(
         return dead_letter(queue, message, "not an order").await;
     };
     let last = receives >= settings.max_receives;
-    let faults = settings.faults.for_delivery(last);
+    let faults = settings.faults.current().await.for_delivery(last);
     match executor.execute(&order_id, Delivery { receives, last }, &faults).await {
         Ok(executed) => {
             tracing::info!(order_id, message_id, receives, ?executed, "message done");
@@ -188,10 +188,18 @@ async fn dead_letter(queue: Option<&RetryQueue>, message: &SqsMessage, reason: &
     }
 }
 
+/// Where the emulation knobs set while the system runs are kept (the fault controls write it):
+/// `{"delayMs": [MIN, MAX] | null, "failureRate": 0..1}`. Absent, the configured ones hold.
+pub const EXECUTOR_KNOBS_KEY: &str = "config/executor";
+
+/// The longest emulated delay: the course's, and well inside the execution limit.
+pub const MAX_DELAY_MS: u64 = 30_000;
+
 /// The course's unreliable executor, off unless configured: a random delay before preparing,
 /// and a failure at a random step with the given probability. Never on a message's last
 /// delivery, so the knobs exercise recovery without sending orders to the dead-letter queue.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EmulatedFaults {
     /// Milliseconds, inclusive.
     pub delay_ms: Option<(u64, u64)>,
@@ -202,24 +210,39 @@ impl EmulatedFaults {
     /// From `EXECUTOR_DELAY_MS` (`min-max`) and `EXECUTOR_FAILURE_RATE` (0 to 1), blank meaning
     /// unset; a malformed value is an error naming the variable.
     pub fn parse(delay_ms: Option<&str>, failure_rate: Option<&str>) -> Result<Self, String> {
-        let delay_ms = match delay_ms.map(str::trim).filter(|v| !v.is_empty()) {
-            None => None,
-            Some(text) => {
-                let range = text.split_once('-').map(|(a, b)| (a.trim().parse::<u64>(), b.trim().parse::<u64>()));
-                match range {
-                    Some((Ok(min), Ok(max))) if min <= max => Some((min, max)),
-                    _ => return Err(format!("EXECUTOR_DELAY_MS must be MIN-MAX milliseconds, not {text:?}")),
-                }
+        let delay_error = |text: &str| {
+            format!(
+                "EXECUTOR_DELAY_MS must be MIN-MAX milliseconds, MIN at most MAX at most {MAX_DELAY_MS}, not {text:?}"
+            )
+        };
+        let rate_error = |text: &str| format!("EXECUTOR_FAILURE_RATE must be between 0 and 1, not {text:?}");
+        let mut faults = Self::default();
+        if let Some(text) = delay_ms.map(str::trim).filter(|v| !v.is_empty()) {
+            let range = text.split_once('-').map(|(a, b)| (a.trim().parse::<u64>(), b.trim().parse::<u64>()));
+            let Some((Ok(min), Ok(max))) = range else { return Err(delay_error(text)) };
+            faults.delay_ms = Some((min, max));
+            if faults.validate() == Err(KnobError::Delay) {
+                return Err(delay_error(text));
             }
-        };
-        let failure_rate = match failure_rate.map(str::trim).filter(|v| !v.is_empty()) {
-            None => 0.0,
-            Some(text) => match text.parse::<f64>() {
-                Ok(rate) if (0.0..=1.0).contains(&rate) => rate,
-                _ => return Err(format!("EXECUTOR_FAILURE_RATE must be between 0 and 1, not {text:?}")),
-            },
-        };
-        Ok(Self { delay_ms, failure_rate })
+        }
+        if let Some(text) = failure_rate.map(str::trim).filter(|v| !v.is_empty()) {
+            faults.failure_rate = text.parse::<f64>().map_err(|_| rate_error(text))?;
+            if faults.validate().is_err() {
+                return Err(rate_error(text));
+            }
+        }
+        Ok(faults)
+    }
+
+    /// Whether the knobs make sense: a delay range within [`MAX_DELAY_MS`], a probability.
+    pub fn validate(&self) -> Result<(), KnobError> {
+        if self.delay_ms.is_some_and(|(min, max)| min > max || max > MAX_DELAY_MS) {
+            return Err(KnobError::Delay);
+        }
+        if !(0.0..=1.0).contains(&self.failure_rate) {
+            return Err(KnobError::Rate);
+        }
+        Ok(())
     }
 
     /// These faults for one delivery: none on the last.
@@ -245,6 +268,63 @@ impl Faults for DeliveryFaults {
             return Err(Unavailable(format!("emulated executor failure at {point:?}")));
         }
         Ok(())
+    }
+}
+
+/// Knobs out of range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KnobError {
+    #[error("the delay must be MIN-MAX with MIN at most MAX and MAX at most {MAX_DELAY_MS} ms")]
+    Delay,
+    #[error("the failure rate must be between 0 and 1")]
+    Rate,
+}
+
+/// The knobs in force for a delivery: those kept under [`EXECUTOR_KNOBS_KEY`] in the books
+/// database when set, else the configured ones.
+pub struct FaultKnobs {
+    pub configured: EmulatedFaults,
+    /// Where set knobs are read from; `None` keeps the configured ones.
+    pub books_db: Option<BooksDb>,
+}
+
+impl FaultKnobs {
+    /// The configured knobs, and a client of the books database that gives up on a node that
+    /// does not answer within a fraction of a second (a paused leader must not hold up the
+    /// delivery for long: the knobs are then the configured ones).
+    pub fn new(configured: EmulatedFaults, books_db_urls: &str) -> Result<Self, books_db_client::Error> {
+        let endpoints = books_db_urls.split(',').map(str::trim).filter(|s| !s.is_empty());
+        let options = ClientOptions {
+            attempt_timeout: Duration::from_millis(300),
+            deadline: Duration::from_secs(1),
+            ..ClientOptions::default()
+        };
+        Ok(Self { configured, books_db: Some(BooksDb::with_options(endpoints, options)?) })
+    }
+
+    /// Only these knobs, never changed while running.
+    pub fn fixed(configured: EmulatedFaults) -> Self {
+        Self { configured, books_db: None }
+    }
+
+    /// The knobs for the next delivery (a possibly stale read: a change takes effect within a
+    /// moment, not at a linearization point).
+    pub async fn current(&self) -> EmulatedFaults {
+        let Some(books_db) = &self.books_db else { return self.configured.clone() };
+        match books_db.get_stale(EXECUTOR_KNOBS_KEY).await {
+            Ok(None) => self.configured.clone(),
+            Ok(Some(entry)) => match serde_json::from_value::<EmulatedFaults>(entry.value) {
+                Ok(set) if set.validate().is_ok() => set,
+                _ => {
+                    tracing::warn!(key = EXECUTOR_KNOBS_KEY, "unreadable executor knobs; using the configured ones");
+                    self.configured.clone()
+                }
+            },
+            Err(e) => {
+                tracing::debug!(error = %e, "executor knobs unread; using the configured ones");
+                self.configured.clone()
+            }
+        }
     }
 }
 
@@ -342,7 +422,7 @@ mod tests {
             retry_delay_seconds: 2,
             visibility_timeout_seconds: 240,
             execution_limit: Duration::from_secs(10),
-            faults: EmulatedFaults::default(),
+            faults: FaultKnobs::fixed(EmulatedFaults::default()),
         };
         let response = execute_batch(&executor, &settings, None, event.payload).await;
         let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
@@ -367,10 +447,36 @@ mod tests {
             (Some("soon"), None, "EXECUTOR_DELAY_MS"),
             (None, Some("2"), "EXECUTOR_FAILURE_RATE"),
             (None, Some("half"), "EXECUTOR_FAILURE_RATE"),
+            (Some("0-30001"), None, "EXECUTOR_DELAY_MS"),
         ] {
             let error = EmulatedFaults::parse(delay, rate).unwrap_err();
             assert!(error.starts_with(named), "{error}");
         }
+    }
+
+    #[test]
+    fn knobs_set_at_run_time_are_read_from_their_json_and_checked() {
+        let set: EmulatedFaults = serde_json::from_value(json!({"delayMs": [10, 20], "failureRate": 0.25})).unwrap();
+        assert_eq!(set, EmulatedFaults { delay_ms: Some((10, 20)), failure_rate: 0.25 });
+        assert_eq!(serde_json::to_value(&set).unwrap(), json!({"delayMs": [10, 20], "failureRate": 0.25}));
+        let off: EmulatedFaults = serde_json::from_value(json!({"delayMs": null, "failureRate": 0})).unwrap();
+        assert_eq!(off, EmulatedFaults::default());
+        assert!(serde_json::from_value::<EmulatedFaults>(json!({"failureRate": 0, "rate": 1})).is_err());
+        let bad = [
+            (EmulatedFaults { delay_ms: Some((20, 10)), failure_rate: 0.0 }, KnobError::Delay),
+            (EmulatedFaults { delay_ms: Some((0, MAX_DELAY_MS + 1)), failure_rate: 0.0 }, KnobError::Delay),
+            (EmulatedFaults { delay_ms: None, failure_rate: 1.5 }, KnobError::Rate),
+            (EmulatedFaults { delay_ms: None, failure_rate: f64::NAN }, KnobError::Rate),
+        ];
+        for (knobs, error) in bad {
+            assert_eq!(knobs.validate(), Err(error), "{knobs:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_books_database_the_configured_knobs_hold() {
+        let configured = EmulatedFaults { delay_ms: Some((1, 2)), failure_rate: 0.5 };
+        assert_eq!(FaultKnobs::fixed(configured.clone()).current().await, configured);
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //! | `RETRY_DELAY_SECONDS` | a failed message comes back after this × its receive count | 2 |
 //! | `VISIBILITY_TIMEOUT_SECONDS` | the order queue's visibility timeout, renewed during long executions | 240 |
 //! | `EXECUTION_LIMIT_SECONDS` | an execution still running then is given up, and its message comes back | 35 |
-//! | `EXECUTOR_DELAY_MS`, `EXECUTOR_FAILURE_RATE` | the course's slow, unreliable executors (`MIN-MAX`, 0-1) | off |
+//! | `EXECUTOR_DELAY_MS`, `EXECUTOR_FAILURE_RATE` | the course's slow, unreliable executors (`MIN-MAX`, 0-1); knobs set while running (the books database's `config/executor`, which the fault controls write) take over | off |
 
 mod books;
 mod clock;
@@ -45,7 +45,10 @@ pub mod testing;
 pub use books::BooksDbCatalog;
 pub use clock::{SystemClock, now_rfc3339, unix_seconds};
 pub use config::{http_client, lambda_client, sdk_config};
-pub use executor::{DEAD_LETTER_REASON, DeliverySettings, EmulatedFaults, RetryQueue, execute_batch};
+pub use executor::{
+    DEAD_LETTER_REASON, DeliverySettings, EXECUTOR_KNOBS_KEY, EmulatedFaults, FaultKnobs, KnobError, MAX_DELAY_MS,
+    RetryQueue, execute_batch,
+};
 pub use idempotency::DynamoIdempotency;
 pub use invoke::LambdaServices;
 pub use lambda::{

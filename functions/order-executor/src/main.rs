@@ -12,7 +12,7 @@ use bookstore_aws::settings::{
     or_default,
 };
 use bookstore_aws::{
-    BooksDbStock, DeliverySettings, DynamoOrders, EmulatedFaults, LambdaPayment, RetryQueue, execute_batch,
+    BooksDbStock, DeliverySettings, DynamoOrders, EmulatedFaults, FaultKnobs, LambdaPayment, RetryQueue, execute_batch,
     lambda_client, sdk_config,
 };
 use bookstore_domain::execution::OrderExecutor;
@@ -71,9 +71,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         retry_delay_seconds: settings.retry_delay_seconds,
         visibility_timeout_seconds: settings.visibility_timeout_seconds,
         execution_limit: Duration::from_secs(settings.execution_limit_seconds),
-        faults: EmulatedFaults::parse(
-            settings.executor_delay_ms.as_deref(),
-            settings.executor_failure_rate.as_deref(),
+        // Set while running (the fault controls) over configured.
+        faults: FaultKnobs::new(
+            EmulatedFaults::parse(settings.executor_delay_ms.as_deref(), settings.executor_failure_rate.as_deref())?,
+            &settings.books_db.books_db_url,
         )?,
     };
     let config = sdk_config(&settings.aws).await;
