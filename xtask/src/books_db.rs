@@ -2,11 +2,13 @@
 //! container cluster of `raft-cluster/compose.yaml` (`cargo xtask up --books-db containers`).
 
 use std::path::Path;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use books_db_client::BooksDb;
 use raft_local_cluster::LocalCluster;
+use tokio::sync::Mutex;
 
 use crate::containers::{ComposeCluster, free_ports, unique_project};
 
@@ -23,10 +25,26 @@ pub enum BooksDbMode {
 /// How long the cluster may take to elect its first leader.
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub enum BooksDbCluster {
+/// The nodes themselves, as processes or containers.
+pub enum BooksDbNodes {
     Processes(LocalCluster),
     Containers(ComposeCluster),
 }
+
+/// The books database's three nodes, shared: the stack owns it (dropping the last
+/// [`BooksDbCluster`] stops the nodes), and the fault controls reach it through a [`Weak`] handle
+/// (see [`BooksDbCluster::handle`]), so a request in flight never keeps the nodes alive.
+#[derive(Clone)]
+pub struct BooksDbCluster {
+    nodes: Arc<Mutex<BooksDbNodes>>,
+    urls: Vec<String>,
+    secret: String,
+    mode: BooksDbMode,
+}
+
+/// A handle on a [`BooksDbCluster`] that does not keep it running.
+#[derive(Clone, Default)]
+pub struct BooksDbHandle(Weak<Mutex<BooksDbNodes>>);
 
 impl BooksDbCluster {
     /// Starts three nodes on the ports from `first_port` (0: free ports), with their data in
@@ -34,21 +52,31 @@ impl BooksDbCluster {
     /// named after it (containers: removed at the end when `temporary`); waits for a leader.
     pub async fn start(mode: BooksDbMode, first_port: u16, data_dir: &Path, temporary: bool) -> Result<Self> {
         let ports = if first_port == 0 { free_ports()? } else { [first_port, first_port + 1, first_port + 2] };
-        let cluster = match mode {
+        let nodes = match mode {
             BooksDbMode::Processes => {
                 let binary = crate::build_release("raft-node")?;
                 let addrs = ports.iter().map(|port| format!("127.0.0.1:{port}")).collect();
-                Self::Processes(LocalCluster::start_kept(&binary, data_dir.join("books-db"), addrs, &[])?)
+                BooksDbNodes::Processes(LocalCluster::start_kept(&binary, data_dir.join("books-db"), addrs, &[])?)
             }
             BooksDbMode::Containers => {
                 crate::images::build_raft_node()?;
                 let project = if temporary { unique_project("stack") } else { project_for(data_dir) };
                 let secret = data_dir.join("books-db-secret");
-                Self::Containers(ComposeCluster::start(&project, ports, secret, temporary)?)
+                BooksDbNodes::Containers(ComposeCluster::start(&project, ports, secret, temporary)?)
             }
         };
+        let cluster = Self::from_nodes(nodes);
         cluster.wait_for_first_leader().await?;
         Ok(cluster)
+    }
+
+    /// Shares nodes started elsewhere.
+    pub fn from_nodes(nodes: BooksDbNodes) -> Self {
+        let (urls, secret, mode) = match &nodes {
+            BooksDbNodes::Processes(c) => (c.urls(), c.secret().to_string(), BooksDbMode::Processes),
+            BooksDbNodes::Containers(c) => (c.urls(), c.secret().to_string(), BooksDbMode::Containers),
+        };
+        Self { nodes: Arc::new(Mutex::new(nodes)), urls, secret, mode }
     }
 
     /// Waits for a leader; a node process that exits meanwhile (it refused its data dir, say)
@@ -56,7 +84,7 @@ impl BooksDbCluster {
     async fn wait_for_first_leader(&self) -> Result<()> {
         let deadline = Instant::now() + ELECTION_TIMEOUT;
         loop {
-            if let Self::Processes(cluster) = self
+            if let BooksDbNodes::Processes(cluster) = &*self.nodes.lock().await
                 && let Some((id, why)) = cluster.exited()
             {
                 bail!("books database node {id} stopped: {why}");
@@ -71,53 +99,109 @@ impl BooksDbCluster {
     }
 
     pub fn urls(&self) -> Vec<String> {
-        match self {
-            Self::Processes(c) => c.urls(),
-            Self::Containers(c) => c.urls(),
-        }
+        self.urls.clone()
+    }
+
+    pub fn mode(&self) -> BooksDbMode {
+        self.mode
+    }
+
+    /// The secret the nodes share (for membership changes and Raft RPCs; the fault controls ask
+    /// for it too).
+    pub fn secret(&self) -> &str {
+        &self.secret
     }
 
     /// A client of every node, with the cluster secret.
     pub fn client(&self) -> Result<BooksDb> {
-        match self {
-            Self::Processes(c) => Ok(c.client()?),
-            Self::Containers(c) => c.client(),
-        }
+        Ok(BooksDb::new(self.urls.clone())?.with_cluster_secret(&self.secret)?)
+    }
+
+    /// A handle that reaches the nodes while this cluster (or a clone) is alive.
+    pub fn handle(&self) -> BooksDbHandle {
+        BooksDbHandle(Arc::downgrade(&self.nodes))
     }
 
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<u64> {
-        match self {
-            Self::Processes(c) => Ok(c.wait_for_leader(timeout).await?),
-            Self::Containers(c) => c.wait_for_leader(timeout).await,
+        match &*self.nodes.lock().await {
+            BooksDbNodes::Processes(c) => Ok(c.wait_for_leader(timeout).await?),
+            BooksDbNodes::Containers(c) => c.wait_for_leader(timeout).await,
         }
     }
 
-    pub fn kill(&mut self, id: u64) -> Result<()> {
-        match self {
-            Self::Processes(c) => Ok(c.kill(id)?),
-            Self::Containers(c) => c.kill(id),
-        }
+    /// Runs `f` on the nodes themselves.
+    pub async fn with_nodes<R>(&self, f: impl FnOnce(&mut BooksDbNodes) -> R) -> R {
+        f(&mut *self.nodes.lock().await)
     }
 
-    pub fn restart(&mut self, id: u64) -> Result<()> {
-        match self {
-            Self::Processes(c) => Ok(c.restart(id)?),
-            Self::Containers(c) => c.restart(id),
-        }
+    pub async fn apply(&self, fault: NodeFault, id: u64) -> Result<()> {
+        apply(&mut *self.nodes.lock().await, fault, id)
     }
 
-    pub fn pause(&mut self, id: u64) -> Result<()> {
-        match self {
-            Self::Processes(c) => Ok(c.pause(id)?),
-            Self::Containers(c) => c.pause(id),
-        }
+    /// SIGKILL (processes) or `docker kill` (containers).
+    pub async fn kill(&self, id: u64) -> Result<()> {
+        self.apply(NodeFault::Kill, id).await
     }
 
-    pub fn resume(&mut self, id: u64) -> Result<()> {
-        match self {
-            Self::Processes(c) => Ok(c.resume(id)?),
-            Self::Containers(c) => c.resume(id),
+    /// Starts a killed node again, on its data.
+    pub async fn restart(&self, id: u64) -> Result<()> {
+        self.apply(NodeFault::Restart, id).await
+    }
+
+    /// Freezes a node (SIGSTOP, or the cgroup freezer): its sockets stay open, nothing answers.
+    pub async fn pause(&self, id: u64) -> Result<()> {
+        self.apply(NodeFault::Pause, id).await
+    }
+
+    pub async fn resume(&self, id: u64) -> Result<()> {
+        self.apply(NodeFault::Resume, id).await
+    }
+}
+
+impl BooksDbHandle {
+    /// Applies `fault` to node `id`; `Ok(false)` when the cluster is stopped.
+    pub async fn apply(&self, fault: NodeFault, id: u64) -> Result<bool> {
+        let Some(nodes) = self.0.upgrade() else { return Ok(false) };
+        apply(&mut *nodes.lock().await, fault, id)?;
+        Ok(true)
+    }
+}
+
+/// What can be done to one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeFault {
+    Kill,
+    Restart,
+    Pause,
+    Resume,
+    /// Cut off the network (containers only).
+    Partition,
+    Heal,
+}
+
+impl NodeFault {
+    /// Whether only the container cluster can have it: processes on one host share its network.
+    pub fn needs_containers(self) -> bool {
+        matches!(self, Self::Partition | Self::Heal)
+    }
+}
+
+fn apply(nodes: &mut BooksDbNodes, fault: NodeFault, id: u64) -> Result<()> {
+    match (nodes, fault) {
+        (BooksDbNodes::Processes(c), NodeFault::Kill) => Ok(c.kill(id)?),
+        (BooksDbNodes::Processes(c), NodeFault::Restart) => Ok(c.restart(id)?),
+        (BooksDbNodes::Processes(c), NodeFault::Pause) => Ok(c.pause(id)?),
+        (BooksDbNodes::Processes(c), NodeFault::Resume) => Ok(c.resume(id)?),
+        (BooksDbNodes::Processes(_), NodeFault::Partition | NodeFault::Heal) => {
+            bail!("cutting a node off the network needs the container cluster (`cargo xtask up --books-db containers`)")
         }
+        (BooksDbNodes::Containers(c), NodeFault::Kill) => c.kill(id),
+        (BooksDbNodes::Containers(c), NodeFault::Restart) => c.restart(id),
+        (BooksDbNodes::Containers(c), NodeFault::Pause) => c.pause(id),
+        (BooksDbNodes::Containers(c), NodeFault::Resume) => c.resume(id),
+        (BooksDbNodes::Containers(c), NodeFault::Partition) => c.disconnect(id),
+        (BooksDbNodes::Containers(c), NodeFault::Heal) => c.connect(id),
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use books_db_client::{ClientOptions, Error};
 use serde_json::json;
-use xtask::books_db::{BooksDbCluster, BooksDbMode};
+use xtask::books_db::{BooksDbCluster, BooksDbMode, BooksDbNodes, NodeFault};
 use xtask::containers::{ComposeCluster, check_docker, free_ports, unique_project};
 use xtask::nemesis::{self, Nemesis};
 
@@ -138,10 +138,41 @@ async fn the_embedded_defaults_container_books_db_keeps_its_data_across_restarts
     let first = start().await.expect("the container books database starts");
     let version = first.client().unwrap().set("kept", json!("across restarts")).await.unwrap();
     drop(first);
-    let mut second = start().await.expect("and starts again from its volumes");
+    let second = start().await.expect("and starts again from its volumes");
+    second
+        .with_nodes(|nodes| {
+            if let BooksDbNodes::Containers(cluster) = nodes {
+                cluster.set_remove_volumes(true);
+            }
+        })
+        .await;
     let entry = second.client().unwrap().get("kept").await.unwrap().expect("the value is still there");
     assert_eq!((entry.value, entry.version), (json!("across restarts"), version));
-    if let BooksDbCluster::Containers(cluster) = &mut second {
-        cluster.set_remove_volumes(true);
+
+    // The fault controls' partition: the leader cut off the network, the others elect another;
+    // healed, it follows again.
+    let leader = second.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+    second.apply(NodeFault::Partition, leader).await.unwrap();
+    let next = second.wait_for_leader(Duration::from_secs(30)).await.expect("a leader among the others");
+    assert_ne!(next, leader);
+    second.apply(NodeFault::Heal, leader).await.unwrap();
+    let status = wait_until_following(&second, leader).await;
+    assert_eq!(status.leader, Some(next), "the healed node follows the new leader: {status:?}");
+}
+
+/// Polls node `id` until it follows a leader other than itself.
+async fn wait_until_following(cluster: &BooksDbCluster, id: u64) -> books_db_client::api::ClusterStatus {
+    let url = &cluster.urls()[usize::try_from(id - 1).unwrap()];
+    let client = cluster.client().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(status) = client.status_of(url).await
+            && status.role == "follower"
+            && status.leader.is_some_and(|leader| leader != id)
+        {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "node {id} did not follow again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -237,9 +237,9 @@ async fn stock_is_conserved_when_the_books_database_loses_its_leader(client: &mu
     };
     // Orders are executing (or waiting to be retried): take the leader away.
     let leader = client.stack.books_db.wait_for_leader(Duration::from_secs(10)).await.unwrap();
-    client.stack.books_db.kill(leader).unwrap();
+    client.stack.books_db.kill(leader).await.unwrap();
     client.stack.books_db.wait_for_leader(Duration::from_secs(30)).await.expect("a new leader");
-    client.stack.books_db.restart(leader).unwrap();
+    client.stack.books_db.restart(leader).await.unwrap();
 
     let mut committed_copies = 0;
     let db = client.stack.books_db.client().unwrap();

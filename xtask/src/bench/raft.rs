@@ -14,7 +14,7 @@ use super::etcd::EtcdCluster;
 #[cfg(feature = "etcd-grpc")]
 use super::load::drive_with;
 use super::load::{Sample, drive};
-use crate::books_db::BooksDbCluster;
+use crate::books_db::{BooksDbCluster, BooksDbNodes};
 use crate::containers::ComposeCluster;
 
 #[derive(clap::Args)]
@@ -98,14 +98,14 @@ pub async fn run(options: RaftBench) -> Result<()> {
         let ports = crate::containers::free_ports()?;
         let ours = ComposeCluster::start(&project, ports, secret_dir.path().join("s"), true)?;
         let etcd = EtcdCluster::start_containers(3, &ours.network())?;
-        (BooksDbCluster::Containers(ours), etcd, Some(secret_dir))
+        (BooksDbCluster::from_nodes(BooksDbNodes::Containers(ours)), etcd, Some(secret_dir))
     } else {
         let binary = match &options.raft_node {
             Some(path) => path.clone(),
             None => crate::build_release("raft-node")?,
         };
         let ours = LocalCluster::start(&binary, 3, &[]).context("starting the books database")?;
-        (BooksDbCluster::Processes(ours), EtcdCluster::start(3)?, None)
+        (BooksDbCluster::from_nodes(BooksDbNodes::Processes(ours)), EtcdCluster::start(3)?, None)
     };
     let _secret_dir = secret_dir;
     ours.wait_for_leader(Duration::from_secs(30)).await.context("books database election")?;
