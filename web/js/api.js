@@ -74,3 +74,18 @@ export async function postCheckout(text, key) {
   }
   return send();
 }
+
+/**
+ * The fault controls of `cargo xtask up --fault-controls`, with the cluster secret they ask for.
+ * They exist only on that gateway, from this machine; elsewhere they answer 404 or 403.
+ */
+export function faultControls(secret) {
+  const auth = { Authorization: `Bearer ${secret}` };
+  const json = { ...auth, 'Content-Type': 'application/json' };
+  return {
+    panel: () => request('/faults', { headers: auth }),
+    node: (node, action) => request(`/faults/nodes/${encodeURIComponent(node)}/${encodeURIComponent(action)}`, { method: 'POST', headers: auth }),
+    setKnobs: (knobs) => request('/faults/executor', { method: 'PUT', headers: json, body: JSON.stringify(knobs) }),
+    resetKnobs: () => request('/faults/executor', { method: 'DELETE', headers: auth }),
+  };
+}

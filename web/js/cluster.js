@@ -1,6 +1,7 @@
 // The cluster view: the books database's Raft nodes as each sees itself (role, term, vote, log,
 // commit and applied index) and the order queue's depth, from GET /status, refreshed while the
-// page is visible; and the leaders seen, as a timeline of elections.
+// page is visible; and the leaders seen, as a timeline of elections, with the fault controls'
+// actions among them.
 
 import { getStatus } from './api.js';
 import { el } from './dom.js';
@@ -31,6 +32,18 @@ export class ClusterView {
     tick();
   }
 
+  /** An action of the fault controls, on the timeline. */
+  showFault(event) {
+    const at = new Date(event.at);
+    this.elections.prepend(el('li', { class: 'fault', dataset: { action: event.action, node: event.node == null ? '' : String(event.node) } },
+      `fault: ${event.detail} `, el('time', { datetime: at.toISOString() }, at.toLocaleTimeString())));
+    this.trim();
+  }
+
+  trim() {
+    while (this.elections.children.length > electionsKept) this.elections.lastElementChild.remove();
+  }
+
   async refresh() {
     let status;
     try {
@@ -54,7 +67,7 @@ export class ClusterView {
     if (change) {
       this.elections.prepend(el('li', { dataset: { term: String(change.term), leader: String(change.leader) } },
         describeLeader(change), ' ', el('time', { datetime: new Date(change.at).toISOString() }, new Date(change.at).toLocaleTimeString())));
-      while (this.elections.children.length > electionsKept) this.elections.lastElementChild.remove();
+      this.trim();
     }
     const depth = (name) => {
       const queue = (status.queues ?? []).find((q) => q.name === name);

@@ -7,6 +7,7 @@ import { CatalogView } from './catalog.js';
 import { checkoutBody, demoDefaults, hints, readForm } from './checkout.js';
 import { ClusterView } from './cluster.js';
 import { clearMessage, showMessage } from './dom.js';
+import { FaultPanel } from './faults.js';
 import { OrderView } from './order.js';
 
 // Whatever goes wrong is said in words, never left as a silent, half-drawn page.
@@ -92,4 +93,6 @@ orderView.restore();
 loadBooks();
 // The stock others buy shows up too.
 setInterval(() => { if (!document.hidden) loadBooks(); }, 15000);
-new ClusterView().start();
+const clusterView = new ClusterView();
+clusterView.start();
+new FaultPanel((event) => clusterView.showFault(event)).start();

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
 
+use crate::faults::FaultControls;
 use crate::rate_limit::{self, CheckoutLimit};
 use crate::template::Route;
 
@@ -28,9 +29,15 @@ const LIMITED_PATH: &str = "/checkout";
 
 /// Routes `(route, function binary)` to the functions; a known path with another method is a
 /// JSON 405, anything else that is not a file of `web/` a JSON 404. With `limit`, POSTs to
-/// `/checkout` beyond it are a 429 (serve with `into_make_service_with_connect_info`, so that
-/// each client address is counted alone).
-pub fn router(routes: &[(Route, String)], watch: String, limit: Option<CheckoutLimit>) -> anyhow::Result<Router> {
+/// `/checkout` beyond it are a 429; with `faults`, the fault controls' `/faults` routes are
+/// served too (serve with `into_make_service_with_connect_info`, so that each client address is
+/// counted alone, and the fault controls know who asks).
+pub fn router(
+    routes: &[(Route, String)],
+    watch: String,
+    limit: Option<CheckoutLimit>,
+    faults: Option<Arc<FaultControls>>,
+) -> anyhow::Result<Router> {
     let upstream = Arc::new(Upstream { http: reqwest::Client::builder().no_proxy().build()?, watch });
     // One method router per path, so that each has the one 405 fallback.
     let mut paths: BTreeMap<&str, MethodRouter<Arc<Upstream>>> = BTreeMap::new();
@@ -65,8 +72,11 @@ pub fn router(routes: &[(Route, String)], watch: String, limit: Option<CheckoutL
     let files = tower_http::services::ServeDir::new(web)
         .call_fallback_on_method_not_allowed(true)
         .fallback(axum::routing::any(not_found));
-    let router = router.fallback_service(files);
-    Ok(router.with_state(upstream))
+    let router = router.fallback_service(files).with_state(upstream);
+    Ok(match faults {
+        Some(controls) => router.merge(crate::faults::routes(controls)),
+        None => router,
+    })
 }
 
 /// The storefront alone, its API elsewhere: `web/` with the page's `bookstore-api` meta set to
@@ -164,7 +174,7 @@ mod tests {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
         let watch = format!("http://{}", closed.local_addr().expect("its address"));
         drop(closed);
-        let router = router(&routes, watch, limit).expect("the gateway's router");
+        let router = router(&routes, watch, limit, None).expect("the gateway's router");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let url = format!("http://{}", listener.local_addr().expect("its address"));
         let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -185,7 +195,12 @@ mod tests {
         let (status, body) = call(reqwest::Method::DELETE, format!("{url}/checkout")).await;
         assert_eq!((status, &body["error"]["code"]), (405, &Value::from("method_not_allowed")), "{body}");
         assert_eq!(body["error"]["message"], "/checkout takes POST, OPTIONS");
-        let (status, body) = call(reqwest::Method::GET, format!("{url}/nowhere")).await;
+        for path in ["/nowhere", "/faults", "/faults/nodes/1/kill"] {
+            let (status, body) = call(reqwest::Method::GET, format!("{url}{path}")).await;
+            assert_eq!((status, &body["error"]["code"]), (404, &Value::from("not_found")), "{path}: {body}");
+        }
+        // Without the flag there are no fault controls to reach, by any method.
+        let (status, body) = call(reqwest::Method::POST, format!("{url}/faults/nodes/1/kill")).await;
         assert_eq!((status, &body["error"]["code"]), (404, &Value::from("not_found")), "{body}");
         let (status, body) = call(reqwest::Method::POST, format!("{url}/checkout")).await;
         assert_eq!((status, &body["error"]["code"]), (502, &Value::from("function_unreachable")), "{body}");

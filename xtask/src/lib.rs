@@ -8,6 +8,7 @@ pub mod containers;
 pub mod data_dir;
 pub mod deploy;
 pub mod emulator;
+pub mod faults;
 pub mod fraud_model;
 pub mod functions;
 pub mod gateway;

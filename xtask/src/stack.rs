@@ -11,9 +11,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use bookstore_aws::{EXECUTOR_KNOBS_KEY, EmulatedFaults};
 use raft_local_cluster::free_ports;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +24,7 @@ pub use crate::emulator::AwsEmulator;
 use crate::books_db::{BooksDbCluster, BooksDbMode};
 use crate::data_dir::DataDir;
 use crate::emulator::{REGION, emulator_clients};
+use crate::faults::FaultControls;
 use crate::functions::{self, WATCH};
 use crate::poller::QueuePoller;
 use crate::rate_limit::CheckoutLimit;
@@ -58,6 +61,8 @@ pub struct StackOptions {
     /// Serve `sam local` too: relay the services onto Docker's bridge and write the SAM CLI's
     /// `--env-vars` file (see [`crate::sam_local`]). Needs a Docker engine.
     pub sam_local: bool,
+    /// Serve the fault controls (see [`crate::faults`]).
+    pub fault_controls: bool,
 }
 
 impl StackOptions {
@@ -76,6 +81,7 @@ impl StackOptions {
             checkout_limit: None,
             schedule_every: None,
             sam_local: false,
+            fault_controls: false,
         }
     }
 }
@@ -95,6 +101,9 @@ pub struct Stack {
     pub resources: BTreeMap<String, String>,
     /// What `sam local` uses of this stack, when asked for.
     pub sam_local: Option<SamLocal>,
+    /// The storefront with its fault controls unlocked (the cluster secret in the URL's
+    /// fragment, which the browser does not send), when they are served.
+    pub fault_controls_url: Option<String>,
     pub logs: PathBuf,
     processes: Processes,
     gateway: tokio::task::JoinHandle<()>,
@@ -124,6 +133,12 @@ impl Stack {
             BooksDbCluster::start(options.books_db, options.books_db_port, &data_dir.path, !data_dir.is_kept()).await?;
         resolver.refs.insert("BooksDbUrl".into(), books_db.urls().join(","));
         release_orphaned_reservations(&books_db, &aws_endpoint, &resources).await?;
+        // Knobs set from the fault controls last for the run that set them.
+        books_db.client()?.delete(EXECUTOR_KNOBS_KEY).await.context("resetting the executors' knobs")?;
+        let fault_controls = match options.fault_controls {
+            true => Some(Arc::new(FaultControls::new(&books_db, configured_executor_knobs(&resolver)?)?)),
+            false => None,
+        };
 
         let watch_addr = addr(options.watch_port)?;
         let watch_url = format!("http://{watch_addr}");
@@ -142,8 +157,10 @@ impl Stack {
         let watch = functions::watch_command(&venv, watch_addr.port(), options.release, &env_file);
         processes.push(WATCH, spawn_logged(watch, &data_dir.logs.join("cargo-lambda-watch.log"))?, Stop::Kill);
 
+        let fault_secret = fault_controls.as_ref().map(|_| books_db.secret().to_string());
         let (gateway_url, gateway) =
-            serve_gateway(&functions, options.gateway_port, &watch_url, options.checkout_limit).await?;
+            serve_gateway(&functions, options.gateway_port, &watch_url, options.checkout_limit, fault_controls).await?;
+        let fault_controls_url = fault_secret.map(|secret| format!("{gateway_url}/#faults={secret}"));
         let (_, sqs) = emulator_clients(&aws_endpoint);
         let mappings = QueuePoller::for_functions(&functions, &resources, &resolver, &sqs, &watch_url)?;
         let schedules = Schedule::for_functions(&functions, &watch_url, options.schedule_every);
@@ -156,6 +173,7 @@ impl Stack {
             function_env,
             resources,
             sam_local,
+            fault_controls_url,
             logs: data_dir.logs.clone(),
             processes,
             gateway,
@@ -255,6 +273,12 @@ fn resolver(template: &Template, parameters: &[(String, String)]) -> Resolver {
     resolver
 }
 
+/// The executors' knobs the template's parameters give them.
+fn configured_executor_knobs(resolver: &Resolver) -> Result<EmulatedFaults> {
+    let parameter = |name: &str| resolver.refs.get(name).map(String::as_str);
+    EmulatedFaults::parse(parameter("ExecutorDelayMs"), parameter("ExecutorFailureRate")).map_err(anyhow::Error::msg)
+}
+
 /// Gives back the stock reserved for orders the orders table no longer has (an emulator that
 /// lost them in a crash).
 async fn release_orphaned_reservations(
@@ -283,14 +307,15 @@ async fn serve_gateway(
     port: u16,
     watch_url: &str,
     checkout_limit: Option<NonZeroU32>,
+    fault_controls: Option<Arc<FaultControls>>,
 ) -> Result<(String, tokio::task::JoinHandle<()>)> {
     let routes: Vec<(Route, String)> =
         functions.iter().flat_map(|f| f.routes.iter().map(|r| (r.clone(), f.binary.clone()))).collect();
     let listener = tokio::net::TcpListener::bind(addr(port)?).await.context("binding the gateway")?;
     let url = format!("http://{}", listener.local_addr()?);
     let limit = checkout_limit.map(CheckoutLimit::per_minute);
-    let router = crate::gateway::router(&routes, watch_url.to_string(), limit)?;
-    // Each client's address, for the checkout limit.
+    let router = crate::gateway::router(&routes, watch_url.to_string(), limit, fault_controls)?;
+    // Each client's address, for the checkout limit and the fault controls.
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, service).await {

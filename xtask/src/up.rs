@@ -48,6 +48,11 @@ pub struct Up {
     /// Checkouts a minute the gateway takes from one client address (then a 429); 0 takes all.
     #[arg(long, env = "BOOKSTORE_CHECKOUT_LIMIT", default_value_t = crate::rate_limit::DEFAULT_CHECKOUTS_PER_MINUTE)]
     checkout_limit: u32,
+    /// Serve the fault controls: the storefront's panel that kills, pauses and restarts the books
+    /// database's nodes and sets the executors' knobs; only from this machine, with the cluster
+    /// secret (the link printed at start carries it).
+    #[arg(long)]
+    fault_controls: bool,
 }
 
 pub fn run(options: Up) -> Result<()> {
@@ -90,6 +95,7 @@ pub fn run(options: Up) -> Result<()> {
             // Wherever there is a Docker engine, `sam local` can run the functions against
             // this stack.
             sam_local: crate::sam_local::available(),
+            fault_controls: options.fault_controls,
         });
         let stack = tokio::select! {
             stack = start => stack?,
@@ -100,6 +106,9 @@ pub fn run(options: Up) -> Result<()> {
         };
         println!("ready: the bookstore at {} (open it in a browser)", stack.gateway_url);
         println!("  cluster and queues: {}/status", stack.gateway_url);
+        if let Some(url) = &stack.fault_controls_url {
+            println!("  fault controls (this machine only; the link carries the cluster secret): {url}");
+        }
         println!("  try: curl -s {}/books | head -c 300", stack.gateway_url);
         println!("  books database: {}", stack.books_db.urls().join(","));
         println!(

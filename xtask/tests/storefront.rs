@@ -31,8 +31,8 @@ async fn a_shopper_buys_two_books_in_chromium() {
             "{tool} is missing: `cargo xtask test` installs Debian's chromium and chromium-driver, as .ci/run does"
         );
     }
-    let mut stack =
-        Stack::start(StackOptions::ephemeral(AwsEmulator::Ministack)).await.expect("the embedded default starts");
+    let options = StackOptions { fault_controls: true, ..StackOptions::ephemeral(AwsEmulator::Ministack) };
+    let stack = Stack::start(options).await.expect("the embedded default starts");
     let browser = Browser::start(&stack.logs).await;
     let page = &browser.client;
     let http = reqwest::Client::builder().no_proxy().build().expect("an HTTP client");
@@ -44,7 +44,8 @@ async fn a_shopper_buys_two_books_in_chromium() {
     assert_eq!(chosen.len(), 2, "the catalog has books in stock");
     let ids: Vec<&str> = chosen.iter().map(|b| b["bookId"].as_str().unwrap()).collect();
 
-    page.goto(&stack.gateway_url).await.expect("the page opens");
+    let with_fault_controls = stack.fault_controls_url.as_deref().expect("the fault controls are on");
+    page.goto(with_fault_controls).await.expect("the page opens");
 
     // Out-of-stock books cannot be added; the search narrows the catalog.
     wait_for(page, ".book").await;
@@ -160,18 +161,30 @@ async fn a_shopper_buys_two_books_in_chromium() {
 
     save_screenshot(page, "storefront-after-checkout.png").await;
 
+    // The fault controls, from the page (opened with the link `up --fault-controls` prints; the
+    // reload above kept the secret in the tab, out of the address bar).
+    let address = page.current_url().await.unwrap();
+    assert!(!address.as_str().contains("faults="), "the secret left the address bar: {address}");
+    wait_for(page, "#fault-nodes button[data-action=\"pause\"]").await;
+    let fault_button =
+        |node: u64, action: &str| format!(r#"#fault-nodes button[data-node="{node}"][data-action="{action}"]"#);
+
     // A paused follower shows as unreachable, live, and comes back when it resumes.
     let status: Value = http.get(api("/status")).send().await.unwrap().json().await.unwrap();
     let follower = status["booksDb"].as_array().unwrap().iter().find(|n| n["role"] == "follower").expect("a follower")
         ["id"]
         .as_u64()
         .unwrap();
-    stack.books_db.pause(follower).unwrap();
+    click(page, &fault_button(follower, "pause")).await;
     let roles =
         wait_for_attributes(page, "#nodes tr.node", "data-role", |r| r.iter().any(|r| r == "unreachable")).await;
-    stack.books_db.resume(follower).unwrap();
+    click(page, &fault_button(follower, "resume")).await;
     assert_eq!(roles.iter().filter(|r| *r == "unreachable").count(), 1, "{roles:?}");
     wait_for_attributes(page, "#nodes tr.node", "data-role", |r| r.iter().all(|r| r != "unreachable")).await;
+    let actions = wait_for_attributes(page, "#elections li.fault", "data-action", |a| a.len() == 2).await;
+    assert_eq!(actions, ["resume", "pause"], "each action on the timeline, newest first");
+    let paused = page.find_all(Locator::Css("#elections li.fault")).await.unwrap()[1].text().await.unwrap();
+    assert!(paused.starts_with(&format!("fault: paused node {follower} ")), "{paused}");
 
     // Each node's vote, commit and applied index are shown; the leader voted for itself.
     let leader_row = r#"#nodes tr.node[data-role="leader"]"#;
@@ -180,22 +193,64 @@ async fn a_shopper_buys_two_books_in_chromium() {
     assert_eq!(voted, format!("node {leader}"), "the leader's vote");
     assert!(text(page, &format!("{leader_row} .committed")).await.parse::<u64>().is_ok_and(|c| c > 0));
 
-    // The leader killed: the page shows the election of another, in a later term, with its votes.
-    let terms = attributes(page, "#elections li", "data-term").await;
+    // Slow executors, set from the page: every execution from now on waits before preparing.
+    let knobs = page.find(Locator::Id("executor-knobs")).await.unwrap();
+    for (field, value) in [("delayMin", "1500"), ("delayMax", "1500"), ("failureRate", "0")] {
+        let input = knobs.find(Locator::Css(&format!(r#"input[name="{field}"]"#))).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+    click(page, r#"#executor-knobs button[type="submit"]"#).await;
+    wait_for_attributes(page, "#elections li.fault", "data-action", |a| a.first().is_some_and(|a| a == "executor"))
+        .await;
+
+    // The leader paused from the page: the page shows the election of another, in a later term,
+    // with its votes; an order placed meanwhile still commits.
+    let elected = "#elections li:not(.fault)";
+    let terms = attributes(page, elected, "data-term").await;
     assert_eq!(terms.len(), 1, "the leader seen when the page opened: {terms:?}");
     let leader = leader.as_u64().unwrap();
-    stack.books_db.kill(leader).unwrap();
-    let terms = wait_for_attributes(page, "#elections li", "data-term", |t| t.len() == 2).await;
+    click(page, &fault_button(leader, "pause")).await;
+    click(page, &format!(r#".book[data-book-id="{}"] button.add"#, ids[1])).await;
+    let first_order = text(page, "#order-id").await;
+    click(page, "#place-order").await;
+    let order_id = wait_for_text(page, "#order-id", |t| !t.is_empty() && t != first_order).await;
+    let decision = wait_for_text(page, "#decision", |t| t.starts_with("Order")).await;
+    assert_eq!(decision, "Order Approved", "an order placed while the leader is paused");
+    let terms = wait_for_attributes(page, elected, "data-term", |t| t.len() == 2).await;
     let (new, old): (u64, u64) = (terms[0].parse().unwrap(), terms[1].parse().unwrap());
     assert!(new > old, "a later term: {terms:?}");
-    let election = text(page, "#elections li:first-child").await;
+    // The first match is the newest.
+    let election = text(page, elected).await;
     assert!(election.contains("votes from nodes"), "a majority voted: {election}");
     assert!(
         election.contains("no leader seen for") || election.contains("fell between two looks"),
         "how long there was no leader: {election}"
     );
     assert!(!election.contains(&format!("node {leader} leads")), "{election}");
-    stack.books_db.restart(leader).unwrap();
+    let status = wait_for_text(page, "#order-status", |t| t == "committed" || t.starts_with("failed")).await;
+    assert_eq!(status, "committed", "the order placed while the leader was paused");
+    let order: Value = http.get(api(&format!("/orders/{order_id}"))).send().await.unwrap().json().await.unwrap();
+    let at = |step: &str| {
+        let entry = order["trail"].as_array().unwrap().iter().find(|e| e["step"] == step).expect(step);
+        humantime::parse_rfc3339(entry["at"].as_str().unwrap()).unwrap()
+    };
+    let waited = at("decide").duration_since(at("claim")).unwrap();
+    assert!(waited >= Duration::from_millis(1500), "the executor waited the delay set from the page: {waited:?}");
+    click(page, &fault_button(leader, "resume")).await;
+    click(page, "#reset-knobs").await;
+    wait_for_attributes(page, "#elections li.fault", "data-action", |a| a.first().is_some_and(|a| a == "executor"))
+        .await;
+
+    // The new leader killed from the page, and restarted: another election.
+    let killed: u64 = attributes(page, elected, "data-leader").await[0].parse().unwrap();
+    click(page, &fault_button(killed, "kill")).await;
+    wait_for_attributes(page, elected, "data-term", |t| t.len() == 3).await;
+    click(page, &fault_button(killed, "restart")).await;
+    wait_for_attributes(page, "#nodes tr.node", "data-role", |r| r.len() == 3 && r.iter().all(|r| r != "unreachable"))
+        .await;
+    let actions = attributes(page, "#elections li.fault", "data-action").await;
+    assert_eq!(actions[..6], ["restart", "kill", "executor", "resume", "pause", "executor"], "{actions:?}");
 
     // A card that fails the Luhn check: hinted while typing, rejected by the services with why.
     click(page, &format!(r#".book[data-book-id="{}"] button.add"#, ids[0])).await;
@@ -276,7 +331,7 @@ async fn the_pages_logic_in_chromium() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let origin = format!("http://{}", listener.local_addr().unwrap());
     // Only web/: no routes, and no functions behind them.
-    let router = xtask::gateway::router(&[], "http://127.0.0.1:9".into(), None).unwrap();
+    let router = xtask::gateway::router(&[], "http://127.0.0.1:9".into(), None, None).unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
     let browser = Browser::start(logs.path()).await;
     let page = &browser.client;
@@ -346,7 +401,21 @@ async fn the_pages_logic_in_chromium() {
                 [[node(1, 'leader', 1, 1), down(2), down(3)], 11500],
               ];
               const elections = looks.map(([nodes, at]) => leaders.observe(nodes, at)).map((c) => c && describeLeader(c));
+              // The fault controls' secret, from the link and then from the tab; their knobs.
+              const faults = await import('/js/faults.js');
+              const stored = new Map();
+              const storage = { setItem: (k, v) => stored.set(k, v), getItem: (k) => stored.get(k) ?? null };
+              const addresses = [];
+              const history = { replaceState: (_state, _title, url) => addresses.push(url) };
+              const secrets = [
+                faults.takeSecret({ hash: '', pathname: '/', search: '' }, storage, history),
+                faults.takeSecret({ hash: '#faults=s%3Dcret', pathname: '/', search: '?x=1' }, storage, history),
+                faults.takeSecret({ hash: '#cart-heading', pathname: '/', search: '' }, storage, history),
+              ];
+              const knobs = [['', '', ''], ['100', '200', '0.5'], ['100', '', '0'], ['200', '100', '0'], ['0', '40000', '0'], ['', '', '1.5'], ['1.5', '2', '0']]
+                .map(([delayMin, delayMax, failureRate]) => faults.readKnobs({ delayMin, delayMax, failureRate }));
               done({
+                faults: { secrets, addresses, knobs },
                 elections,
                 retry: { keysSent, orderId: placed.orderId, fresh: [api.newIdempotencyKey(), api.newIdempotencyKey()] },
                 full: summary(graph),
@@ -403,6 +472,16 @@ async fn the_pages_logic_in_chromium() {
         null,
     ]);
     assert_eq!(results["elections"], elections, "leaders as the cluster view tells them");
+
+    let faults = &results["faults"];
+    assert_eq!(faults["secrets"], json!([null, "s=cret", "s=cret"]), "taken from the link once, then kept in the tab");
+    assert_eq!(faults["addresses"], json!(["/?x=1"]), "the secret is taken out of the address bar");
+    let knobs = faults["knobs"].as_array().unwrap();
+    assert_eq!(knobs[0], json!({"knobs": {"delayMs": null, "failureRate": 0}}), "blank is off");
+    assert_eq!(knobs[1], json!({"knobs": {"delayMs": [100, 200], "failureRate": 0.5}}));
+    for refused in &knobs[2..] {
+        assert!(refused["error"].as_str().is_some_and(|e| !e.is_empty()), "refused in words: {refused}");
+    }
 
     let bad = &results["bad"];
     for field in ["contact", "cardNumber", "cvv", "terms", "cart"] {
