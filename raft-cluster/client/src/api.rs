@@ -166,6 +166,37 @@ pub struct ClusterStatus {
     pub purged: Option<u64>,
 }
 
+/// `GET /cluster/log` answer: some entries of one node's Raft log, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogWindow {
+    /// The node's first and last index still in its log (earlier ones are in its snapshot).
+    pub first: Option<u64>,
+    pub last: Option<u64>,
+    pub entries: Vec<LogEntryView>,
+}
+
+/// One log entry, told without the values it writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEntryView {
+    pub index: u64,
+    pub term: u64,
+    /// `command`, `membership` (a configuration change) or `blank` (a new leader's first entry).
+    pub kind: String,
+    /// What it does, in words: `set "k"`, `txn of 2 compares, 3/0 ops`, `voters [1, 2, 3]`.
+    pub summary: String,
+    /// The keys a command compares or writes.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// When the proposing leader stamped a command (Unix milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<u64>,
+}
+
+/// Most entries one `GET /cluster/log` answers.
+pub const MAX_LOG_WINDOW: usize = 100;
+
 /// `POST /cluster/learners` body: add a node that then catches up with the log.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

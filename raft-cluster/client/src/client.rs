@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::api::{
-    AddLearnerRequest, ChangeMembershipRequest, ClusterStatus, IDEMPOTENCY_KEY, KvEntry, KvList, SetRequest,
+    AddLearnerRequest, ChangeMembershipRequest, ClusterStatus, IDEMPOTENCY_KEY, KvEntry, KvList, LogWindow, SetRequest,
     TxnRequest, TxnResponse, UpdateRequest, WriteResponse, validate_key,
 };
 use crate::error::Error;
@@ -203,6 +203,20 @@ impl BooksDb {
     pub async fn status_of(&self, endpoint: &str) -> Result<ClusterStatus, Error> {
         let timeout = self.options.attempt_timeout;
         match self.attempt(endpoint, &Method::GET, "/cluster/status", None, &HeaderMap::new(), timeout).await {
+            Attempt::Done(StatusCode::OK, body) => decode(&body),
+            Attempt::Done(status, body) => Err(Error::from_body(status.as_u16(), &body)),
+            Attempt::Retry(last) => Err(Error::Unavailable { attempts: 1, last }),
+        }
+    }
+
+    /// Some of one node's Raft log, by its URL; no retries. `query` is `GET /cluster/log`'s:
+    /// `limit=N` (the last N), `from=I&limit=N`, or `key=K&limit=N` (the last N touching K).
+    pub async fn log_of(&self, endpoint: &str, query: &[(&str, &str)]) -> Result<LogWindow, Error> {
+        let query: Vec<String> =
+            query.iter().map(|(name, value)| format!("{name}={}", encode_component(value))).collect();
+        let path = format!("/cluster/log?{}", query.join("&"));
+        let timeout = self.options.attempt_timeout;
+        match self.attempt(endpoint, &Method::GET, &path, None, &HeaderMap::new(), timeout).await {
             Attempt::Done(StatusCode::OK, body) => decode(&body),
             Attempt::Done(status, body) => Err(Error::from_body(status.as_u16(), &body)),
             Attempt::Retry(last) => Err(Error::Unavailable { attempts: 1, last }),

@@ -11,7 +11,7 @@ use openraft::raft::ClientWriteResponse;
 use crate::command::{Command, CommandResult};
 use crate::peer::PeerAddr;
 use crate::secret::ClusterSecret;
-use crate::store::StateMachineStore;
+use crate::store::{LogStore, StateMachineStore};
 use crate::{NodeConfig, NodeId, TypeConfig};
 
 /// The Raft node with its state machine. Here rather than beside [`TypeConfig`] in the crate root,
@@ -25,6 +25,8 @@ pub struct App {
     pub id: NodeId,
     pub raft: Raft,
     pub state: StateMachineStore,
+    /// The log, for reading (Raft owns the writing).
+    pub log: LogStore,
     pub config: NodeConfig,
     /// For forwarding requests to the leader.
     pub http: reqwest::Client,

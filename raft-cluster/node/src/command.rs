@@ -43,6 +43,28 @@ pub enum CommandResult {
     },
 }
 
+impl Command {
+    /// The keys it compares or writes, each once, in the order they appear.
+    pub fn keys(&self) -> Vec<String> {
+        let keys: Vec<&str> = match &self.operation {
+            Operation::Set { key, .. } | Operation::Update { key, .. } | Operation::Delete { key } => vec![key],
+            Operation::Txn(txn) => txn
+                .compare
+                .iter()
+                .map(|c| c.key.as_str())
+                .chain(txn.success.iter().chain(&txn.failure).map(|op| op.key()))
+                .collect(),
+        };
+        let mut unique: Vec<String> = Vec::new();
+        for key in keys {
+            if !unique.iter().any(|k| k == key) {
+                unique.push(key.to_string());
+            }
+        }
+        unique
+    }
+}
+
 /// Short form for Raft's logs: the operation and its keys, never the values.
 impl std::fmt::Display for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

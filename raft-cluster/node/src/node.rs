@@ -82,17 +82,22 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     .map_err(|e| StartError::Settings(e.to_string()))?;
 
     let http = reqwest::Client::builder().no_proxy().build().map_err(|e| StartError::Raft(e.to_string()))?;
-    let raft =
-        Raft::new(config.id, Arc::new(raft_config), PeerNetwork::new(http.clone(), secret.clone()), log, state.clone())
-            .await
-            .map_err(|e| StartError::Raft(e.to_string()))?;
+    let raft = Raft::new(
+        config.id,
+        Arc::new(raft_config),
+        PeerNetwork::new(http.clone(), secret.clone()),
+        log.clone(),
+        state.clone(),
+    )
+    .await
+    .map_err(|e| StartError::Raft(e.to_string()))?;
     if let Err(e) = check_peers(&raft, &config).await {
         let _ = raft.shutdown().await;
         return Err(e);
     }
     bootstrap(&raft, &config).await?;
 
-    let app = Arc::new(App { id: config.id, raft: raft.clone(), state, config, http, secret });
+    let app = Arc::new(App { id: config.id, raft: raft.clone(), state, log, config, http, secret });
     tracing::info!(node_id = app.id, addr = %app.config.addr, raft_addr = ?app.config.raft_addr, "serving");
     let shutdown = shutdown.shared();
     let served = match raft_listener {

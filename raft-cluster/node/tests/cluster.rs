@@ -343,6 +343,46 @@ async fn a_transaction_reserves_stock_for_a_whole_order_or_nothing() {
     assert_eq!(client.get("stock/a").await.unwrap().unwrap().value, json!(0));
     assert_eq!(client.get("stock/b").await.unwrap().unwrap().value, json!(8), "b untouched by the losers");
     assert_eq!(client.list("reservation/").await.unwrap().len(), 1);
+
+    // The log view: the reservation's entry, found by its key on every node (each holds the
+    // log), with the index that is the reservation's version, and its keys but not its values.
+    let reservation = client.list("reservation/").await.unwrap().remove(0);
+    for id in cluster.ids() {
+        let url = cluster.url(id).unwrap();
+        let window = wait_for_log(&client, &url, &[("key", &reservation.key)]).await;
+        let [entry] = window.entries.as_slice() else { panic!("node {id}: {window:?}") };
+        assert_eq!((entry.index, entry.kind.as_str()), (reservation.version, "command"), "node {id}");
+        assert_eq!(entry.keys, ["stock/a", "stock/b", reservation.key.as_str()]);
+        assert_eq!(entry.summary, "txn of 2 compares, 3/0 ops");
+        assert!(!serde_json::to_string(entry).unwrap().contains("\"a\":1"), "no values: {entry:?}");
+    }
+    let leader = cluster.wait_for_leader(ELECTION).await.unwrap();
+    let url = cluster.url(leader).unwrap();
+    let tail = client.log_of(&url, &[("limit", "3")]).await.unwrap();
+    let indexes: Vec<u64> = tail.entries.iter().map(|e| e.index).collect();
+    let last = tail.last.unwrap();
+    assert_eq!(indexes, [last - 2, last - 1, last], "the last three, oldest first");
+    let head = client.log_of(&url, &[("from", "0"), ("limit", "100")]).await.unwrap();
+    assert!(head.entries.iter().any(|e| e.kind == "blank"), "the first leader's blank entry: {head:?}");
+    assert!(head.entries.iter().any(|e| e.kind == "membership"), "the bootstrap's membership: {head:?}");
+    for bad in [[("limit", "0")], [("limit", "101")], [("from", "x")]] {
+        match client.log_of(&url, &bad).await {
+            Err(Error::Rejected { status: 400, .. }) => {}
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+}
+
+/// Polls node `url`'s log until the window asked for has an entry (a follower may lag).
+async fn wait_for_log(client: &BooksDb, url: &str, query: &[(&str, &str)]) -> books_db_client::api::LogWindow {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let window = client.log_of(url, query).await.unwrap();
+        if !window.entries.is_empty() || Instant::now() > deadline {
+            return window;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

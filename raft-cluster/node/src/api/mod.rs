@@ -6,6 +6,7 @@ mod cluster;
 mod error;
 mod forward;
 mod kv;
+mod log;
 mod raft_rpc;
 mod request;
 
@@ -31,6 +32,7 @@ pub fn router(app: Arc<App>, with_raft: bool) -> Router {
         .route("/kv/{*key}", get(kv::get).put(kv::set).patch(kv::update).delete(kv::delete))
         .route("/txn", post(kv::txn))
         .route("/cluster/status", get(cluster::status))
+        .route("/cluster/log", get(log::window))
         .layer(DefaultBodyLimit::max(app.config.max_body_bytes));
     let membership = Router::new()
         .route("/cluster/learners", post(cluster::add_learner))

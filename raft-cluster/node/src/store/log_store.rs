@@ -92,6 +92,32 @@ impl LogStore {
         Ok(Self { log: Arc::new(Mutex::new(log)), writer: Arc::new(writer) })
     }
 
+    /// Entries for a reader (the log view), oldest first: from `from`, or the last ones when
+    /// `from` is `None`; only those `touches` keeps; at most `limit`. With the first and last
+    /// index still held.
+    pub fn window(
+        &self,
+        from: Option<u64>,
+        limit: usize,
+        touches: impl Fn(&Entry) -> bool,
+    ) -> (Option<u64>, Option<u64>, Vec<Entry>) {
+        let log = self.memory();
+        let (first, last) =
+            (log.entries.first_key_value().map(|(i, _)| *i), log.entries.last_key_value().map(|(i, _)| *i));
+        let entries = match from {
+            Some(from) => {
+                log.entries.range(from..).map(|(_, e)| e).filter(|e| touches(e)).take(limit).cloned().collect()
+            }
+            None => {
+                let mut newest: Vec<Entry> =
+                    log.entries.values().rev().filter(|e| touches(e)).take(limit).cloned().collect();
+                newest.reverse();
+                newest
+            }
+        };
+        (first, last, entries)
+    }
+
     fn memory(&self) -> MutexGuard<'_, InMemoryLog> {
         // A panic while holding this lock cannot leave the map half-updated (each update is one
         // call), so a poisoned lock is still consistent.
