@@ -44,7 +44,8 @@ async function request(path, options = {}) {
 
 export const getBooks = () => request('/books');
 export const getOrder = (orderId) => request(`/orders/${encodeURIComponent(orderId)}`);
-export const getStatus = () => request('/status');
+/** The cluster; with `orderId`, its log part is that order's entries instead of the tail. */
+export const getStatus = (orderId) => request(orderId ? `/status?order=${encodeURIComponent(orderId)}` : '/status');
 /** A new Idempotency-Key: random, 32 hex digits (crypto.randomUUID needs a secure context). */
 export function newIdempotencyKey() {
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');

@@ -1,10 +1,11 @@
 // The cluster view: the books database's Raft nodes as each sees itself (role, term, vote, log,
-// commit and applied index) and the order queue's depth, from GET /status, refreshed while the
-// page is visible; and the leaders seen, as a timeline of elections, with the fault controls'
-// actions among them.
+// commit and applied index), the leader's newest log entries and the order queue's depth, from
+// GET /status, refreshed while the page is visible; and the leaders seen, as a timeline of
+// elections, with the fault controls' actions among them.
 
 import { getStatus } from './api.js';
 import { el } from './dom.js';
+import { renderLog } from './raft-log.js';
 
 const refreshEvery = 2000;
 const electionsKept = 20;
@@ -16,6 +17,7 @@ export class ClusterView {
     this.deadLetter = document.getElementById('dlq-size');
     this.state = document.getElementById('cluster-state');
     this.elections = document.getElementById('elections');
+    this.log = document.getElementById('raft-log');
     this.leaders = new LeaderHistory();
   }
 
@@ -75,6 +77,7 @@ export class ClusterView {
       if (queue.error) return 'unavailable';
       return `${queue.waiting ?? '?'} waiting, ${queue.inFlight ?? '?'} in flight`;
     };
+    renderLog(this.log, status.raftLog?.entries ?? []);
     this.queue.textContent = depth('orders');
     this.deadLetter.textContent = depth('dead-letter');
     this.state.textContent = `Updated ${new Date().toLocaleTimeString()}`;

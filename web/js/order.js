@@ -1,8 +1,9 @@
 // The order after checkout: the decision, suggested books, and the order's live status from
 // GET /orders/{orderId} until it is committed or failed, with its events as a space-time diagram.
 
-import { getOrder } from './api.js';
+import { getOrder, getStatus } from './api.js';
 import { el, keepingFocus, storage } from './dom.js';
+import { logIndexOf, renderLog } from './raft-log.js';
 import * as spacetime from './spacetime.js';
 
 const lastOrder = 'bookstore.lastOrder';
@@ -24,6 +25,7 @@ export class OrderView {
     this.timeline = document.getElementById('status-timeline');
     this.trail = document.getElementById('trail');
     this.diagram = document.getElementById('spacetime');
+    this.orderLog = document.getElementById('order-log');
     this.following = null;
   }
 
@@ -41,6 +43,7 @@ export class OrderView {
     this.setStatus('…');
     this.timeline.replaceChildren();
     this.trail.replaceChildren(el('li', { class: 'muted' }, approved ? 'Waiting for an executor…' : 'Not executed: the order was rejected.'));
+    this.orderLog.replaceChildren(el('li', { class: 'muted' }, approved ? 'Shown once the order is final.' : 'None: the order was rejected.'));
     this.diagram.textContent = '';
     storage.set(lastOrder, JSON.stringify({ decision: answer }));
     this.follow(answer.orderId);
@@ -94,7 +97,10 @@ export class OrderView {
           spacetime.render(this.diagram, order.events);
         }
         if (final.has(order.status)) {
-          if (order.status !== 'rejected') this.onFinal(order);
+          if (order.status !== 'rejected') {
+            this.onFinal(order);
+            await this.showLog(orderId, ticket);
+          }
           return;
         }
       } catch (e) {
@@ -111,6 +117,25 @@ export class OrderView {
       }
       await new Promise((resolve) => setTimeout(resolve, Math.min(pollEvery * 2 ** Math.max(0, failures - 1), 5000)));
     }
+  }
+
+  /** The order's entries in the leader's log; asked again a few times while no leader answers. */
+  async showLog(orderId, ticket) {
+    for (let attempt = 0; attempt < 5 && this.following === ticket; attempt += 1) {
+      try {
+        const log = (await getStatus(orderId)).raftLog;
+        if (this.following !== ticket) return;
+        if (log) {
+          renderLog(this.orderLog, log.entries, { anchored: true });
+          if (log.entries.length === 0) this.orderLog.replaceChildren(el('li', { class: 'muted' }, 'No entry of this order is left in the log (compacted into a snapshot).'));
+          return;
+        }
+      } catch {
+        // Said below if it never comes.
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+    if (this.following === ticket) this.orderLog.replaceChildren(el('li', { class: 'muted' }, 'The leader\'s log could not be read.'));
   }
 
   /** Writes the status only when it changes, so a screen reader hears each change once. */
@@ -136,9 +161,15 @@ export class OrderView {
       this.trail.replaceChildren(...trail.map((entry) => el('li', {
         class: `step-${entry.step}`,
         dataset: { step: entry.step, participant: entry.participant ?? '' },
-      }, describeStep(entry), ' ', since(entry.at))));
+      }, describeStep(entry), ' ', since(entry.at), logLink(entry))));
     }
   }
+}
+
+/** For a stock vote that names its log entry: a link to the entry below. */
+function logLink(entry) {
+  const index = entry.participant === 'stock' ? logIndexOf(entry.outcome) : null;
+  return index == null ? null : [' ', el('a', { href: `#raft-entry-${index}`, class: 'log-link' }, `see entry #${index}`)];
 }
 
 /** One step of the two-phase commit, in words. */

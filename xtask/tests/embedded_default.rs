@@ -129,6 +129,28 @@ async fn an_approved_order_is_committed_and_its_clocks_capture_the_graph(client:
     ];
     assert_eq!(trail, expected, "{recorded}");
 
+    // The order's entries in the leader's log: the reservation the prepare wrote, at that index,
+    // and phase two's; the public tail masks other orders' keys.
+    let reservation = format!("reservation/{order_id}");
+    let (code, status) = client.get(&format!("/status?order={order_id}")).await;
+    assert_eq!(code, 200, "{status}");
+    let entries = status["raftLog"]["entries"].as_array().unwrap_or_else(|| panic!("no log: {status}"));
+    let indexes: Vec<u64> = entries.iter().map(|e| e["index"].as_u64().unwrap()).collect();
+    assert_eq!(indexes.len(), 2, "the prepare's and phase two's: {status}");
+    assert_eq!(indexes[0], index, "the entry the trail names: {status}");
+    for entry in entries {
+        assert!(entry["keys"].as_array().unwrap().contains(&json!(reservation)), "{entry}");
+    }
+    let (_, tail) = client.get("/status").await;
+    let keys: Vec<&str> = tail["raftLog"]["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no log: {tail}"))
+        .iter()
+        .flat_map(|e| e["keys"].as_array().unwrap().iter().filter_map(Value::as_str))
+        .collect();
+    assert!(keys.contains(&"reservation/…"), "{keys:?}");
+    assert!(!keys.iter().any(|k| k.contains(order_id)), "an order's id is not public: {keys:?}");
+
     let clocks: BTreeMap<Event, VectorClock> = recorded["events"]
         .as_array()
         .unwrap()

@@ -132,6 +132,22 @@ async fn a_shopper_buys_two_books_in_chromium() {
     let decided = text(page, r#"#trail li[data-step="decide"]"#).await;
     assert!(decided.contains("decision recorded: commit"), "{decided}");
 
+    // Its entries in the Raft log, the stock's vote linking to the prepare's.
+    let kinds = wait_for_attributes(page, "#order-log li", "data-kind", |k| k.len() == 2).await;
+    assert_eq!(kinds, ["command", "command"], "the prepare's and phase two's entries");
+    let link = page.find(Locator::Css("#trail a.log-link")).await.expect("a link to the log entry");
+    let target = link.attr("href").await.unwrap().unwrap();
+    let first_entry = page.find(Locator::Css("#order-log li")).await.unwrap();
+    assert_eq!(
+        target,
+        format!("#{}", first_entry.attr("id").await.unwrap().unwrap()),
+        "the link names the prepare's entry"
+    );
+    let entry_text = first_entry.text().await.unwrap();
+    assert!(entry_text.contains("txn") && entry_text.contains("reservation/"), "{entry_text}");
+    let tail = wait_for_attributes(page, "#raft-log li", "data-kind", |k| !k.is_empty()).await;
+    assert!(tail.len() <= 8 && tail.contains(&"command".to_string()), "the leader's newest entries: {tail:?}");
+
     // The space-time diagram: six events, one arrow per edge of the graph, a and c on one line.
     let events = page.find_all(Locator::Css("#spacetime g.event")).await.unwrap();
     assert_eq!(events.len(), 6, "events a-f");
@@ -414,7 +430,13 @@ async fn the_pages_logic_in_chromium() {
               ];
               const knobs = [['', '', ''], ['100', '200', '0.5'], ['100', '', '0'], ['200', '100', '0'], ['0', '40000', '0'], ['', '', '1.5'], ['1.5', '2', '0']]
                 .map(([delayMin, delayMax, failureRate]) => faults.readKnobs({ delayMin, delayMax, failureRate }));
+              const raftLog = await import('/js/raft-log.js');
+              const logText = {
+                keys: [[], ['stock/a'], ['a', 'b', 'c', 'd', 'e', 'f']].map(raftLog.describeKeys),
+                indexes: ['yes (Raft log index 42)', 'yes', undefined].map(raftLog.logIndexOf),
+              };
               done({
+                logText,
                 faults: { secrets, addresses, knobs },
                 elections,
                 retry: { keysSent, orderId: placed.orderId, fresh: [api.newIdempotencyKey(), api.newIdempotencyKey()] },
@@ -472,6 +494,9 @@ async fn the_pages_logic_in_chromium() {
         null,
     ]);
     assert_eq!(results["elections"], elections, "leaders as the cluster view tells them");
+
+    assert_eq!(results["logText"]["keys"], json!(["", " (stock/a)", " (a, b, c, d and 2 more)"]));
+    assert_eq!(results["logText"]["indexes"], json!([42, null, null]), "the entry a stock vote names");
 
     let faults = &results["faults"];
     assert_eq!(faults["secrets"], json!([null, "s=cret", "s=cret"]), "taken from the link once, then kept in the tab");

@@ -60,7 +60,7 @@ pub use payments::{DynamoPayments, LambdaPayment};
 pub use queue::SqsOrderQueue;
 pub use service_state::DynamoStateStore;
 pub use stock::BooksDbStock;
-pub use system_status::{NodeView, QueueView, SystemStatus, SystemStatusReader};
+pub use system_status::{NodeView, QueueView, RaftLogView, SystemStatus, SystemStatusReader};
 
 use bookstore_domain::service::Unavailable;
 

@@ -61,7 +61,8 @@ impl BooksDbStock {
     }
 
     async fn reservation(&self, order_id: &str) -> Result<Option<Reservation>, PortError> {
-        let entry = self.db.get(&key(order_id)).await.map_err(|e| books_db_error("reading a reservation", e))?;
+        let entry =
+            self.db.get(&reservation_key(order_id)).await.map_err(|e| books_db_error("reading a reservation", e))?;
         let decode = |e| serde_json::from_value(e).map_err(|e| out_of_protocol(format!("a reservation: {e}")));
         entry.map(|e| decode(e.value)).transpose()
     }
@@ -91,7 +92,7 @@ impl BooksDbStock {
                     // Abort before prepare: remember it, so that a late prepare is refused.
                     let aborted = Reservation { state: Step::Aborted, lines: Vec::new() };
                     let txn = TxnRequest {
-                        compare: vec![Compare { key: key(order_id), check: Check::Exists(false) }],
+                        compare: vec![Compare { key: reservation_key(order_id), check: Check::Exists(false) }],
                         success: vec![put(order_id, &aborted)?],
                         failure: vec![],
                     };
@@ -143,13 +144,14 @@ fn move_txn(order_id: &str, reservation: &Reservation, to: Step) -> Result<TxnRe
     };
     success.push(put(order_id, &Reservation { state: to, lines: reservation.lines.clone() })?);
     Ok(TxnRequest {
-        compare: vec![Compare { key: key(order_id), check: Check::Value(stored) }],
+        compare: vec![Compare { key: reservation_key(order_id), check: Check::Value(stored) }],
         success,
         failure: vec![],
     })
 }
 
-fn key(order_id: &str) -> String {
+/// The books database's key of an order's reservation.
+pub fn reservation_key(order_id: &str) -> String {
     format!("{RESERVATION_PREFIX}{order_id}")
 }
 
@@ -159,12 +161,12 @@ fn stock_key(book_id: &str) -> String {
 
 fn put(order_id: &str, reservation: &Reservation) -> Result<TxnOp, PortError> {
     let value = serde_json::to_value(reservation).map_err(|e| unavailable("encoding a reservation", e))?;
-    Ok(TxnOp::Put { key: key(order_id), value })
+    Ok(TxnOp::Put { key: reservation_key(order_id), value })
 }
 
 impl Participant for BooksDbStock {
     async fn prepare(&self, order: &ExecutableOrder) -> Result<Vote, PortError> {
-        let mut compare = vec![Compare { key: key(&order.order_id), check: Check::Exists(false) }];
+        let mut compare = vec![Compare { key: reservation_key(&order.order_id), check: Check::Exists(false) }];
         let mut success = Vec::new();
         for (book, copies) in &order.lines {
             compare.push(Compare { key: stock_key(book), check: Check::AtLeast(*copies) });

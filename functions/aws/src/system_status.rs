@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
+use books_db_client::api::LogEntryView;
 use books_db_client::{BooksDb, ClientOptions};
 use serde::Serialize;
 
@@ -16,7 +17,27 @@ const PART_TIMEOUT: Duration = Duration::from_millis(1500);
 pub struct SystemStatus {
     pub books_db: Vec<NodeView>,
     pub queues: Vec<QueueView>,
+    /// The leader's log: its last entries, or those of one order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raft_log: Option<RaftLogView>,
 }
+
+/// Entries of the leader's Raft log, oldest first.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RaftLogView {
+    /// The leader's position in `BOOKS_DB_URL`, from 1, as in [`NodeView::node`].
+    pub node: usize,
+    pub entries: Vec<LogEntryView>,
+}
+
+/// Entries shown of the leader's log when no order is asked about.
+const LOG_TAIL: &str = "8";
+
+/// Key prefixes whose keys are public (the catalog, the stock, the executors' knobs); any other
+/// key (a reservation names its order, and an order id is what lets one read the order) is shown
+/// as its prefix only, unless it is the key of the order asked about.
+const PUBLIC_KEY_PREFIXES: [&str; 4] = ["book/", "stock/", "catalog/", "config/"];
 
 /// One node as it sees itself, or why it could not be asked. No addresses: the view may be public.
 #[derive(Debug, Default, Serialize)]
@@ -79,7 +100,9 @@ impl SystemStatusReader {
     }
 
     /// Asks every node and queue at once; each part that fails says why, the others still show.
-    pub async fn read(&self) -> SystemStatus {
+    /// The leader's log follows: its tail, or with `order_id` the entries that reserved or
+    /// released that order's stock.
+    pub async fn read(&self, order_id: Option<&str>) -> SystemStatus {
         let nodes =
             futures::future::join_all(self.books_db.endpoints().iter().enumerate().map(|(i, url)| async move {
                 match self.books_db.status_of(url).await {
@@ -104,7 +127,39 @@ impl SystemStatusReader {
             }));
         let queues = futures::future::join_all(self.queues.iter().map(|(name, url)| self.queue(name, url)));
         let (books_db, queues) = futures::join!(nodes, queues);
-        SystemStatus { books_db, queues }
+        let leader = books_db.iter().find(|node| node.role.as_deref() == Some("leader")).map(|node| node.node);
+        let raft_log = match leader {
+            Some(node) => self.raft_log(node, order_id).await,
+            None => None,
+        };
+        SystemStatus { books_db, queues, raft_log }
+    }
+
+    /// The log of the node at `position` (from 1); `None` if it cannot be read.
+    async fn raft_log(&self, position: usize, order_id: Option<&str>) -> Option<RaftLogView> {
+        let url = self.books_db.endpoints().get(position - 1)?;
+        let asked = order_id.map(crate::stock::reservation_key);
+        let query: Vec<(&str, &str)> = match &asked {
+            Some(key) => vec![("key", key.as_str()), ("limit", "20")],
+            None => vec![("limit", LOG_TAIL)],
+        };
+        match self.books_db.log_of(url, &query).await {
+            Ok(window) => {
+                let entries = window
+                    .entries
+                    .into_iter()
+                    .map(|mut entry| {
+                        entry.keys = entry.keys.into_iter().map(|key| shown_key(key, asked.as_deref())).collect();
+                        entry
+                    })
+                    .collect();
+                Some(RaftLogView { node: position, entries })
+            }
+            Err(e) => {
+                tracing::warn!(node = position, error = %e, "the leader's log could not be read");
+                None
+            }
+        }
     }
 
     async fn queue(&self, name: &str, url: &str) -> QueueView {
@@ -136,5 +191,33 @@ impl SystemStatusReader {
                 }
             }
         }
+    }
+}
+
+/// A key as the public view shows it (see [`PUBLIC_KEY_PREFIXES`]).
+fn shown_key(key: String, asked: Option<&str>) -> String {
+    if PUBLIC_KEY_PREFIXES.iter().any(|prefix| key.starts_with(prefix)) || asked == Some(key.as_str()) {
+        return key;
+    }
+    match key.split_once('/') {
+        Some((prefix, _)) => format!("{prefix}/…"),
+        None => "…".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_keys_and_the_asked_orders_are_shown_whole() {
+        let shown = |key: &str, asked| shown_key(key.into(), asked);
+        assert_eq!(shown("stock/dune", None), "stock/dune");
+        assert_eq!(shown("book/dune", None), "book/dune");
+        assert_eq!(shown("config/executor", None), "config/executor");
+        assert_eq!(shown("reservation/o-1", None), "reservation/…");
+        assert_eq!(shown("reservation/o-1", Some("reservation/o-1")), "reservation/o-1");
+        assert_eq!(shown("reservation/o-2", Some("reservation/o-1")), "reservation/…");
+        assert_eq!(shown("secret", None), "…");
     }
 }

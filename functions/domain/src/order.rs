@@ -47,10 +47,24 @@ impl OrderStatus {
     }
 }
 
+/// Whether `text` can be an order id (the checkout makes UUIDs): 1 to 64 letters, digits and
+/// dashes. Checked before an id from a request reaches a table or a key.
+pub fn is_order_id(text: &str) -> bool {
+    (1..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use OrderStatus::*;
+
+    #[test]
+    fn an_order_id_is_a_short_word_of_letters_digits_and_dashes() {
+        assert!(is_order_id("4b02e55a-ec74-4977-8530-ead7d4bab48c"));
+        for bad in ["", "a/b", "a b", "ä", &"a".repeat(65), "..", "%00"] {
+            assert!(!is_order_id(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn final_states_lead_nowhere() {

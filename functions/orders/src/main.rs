@@ -13,6 +13,7 @@ use bookstore_aws::{
     DynamoOrders, error_response, http_router, json_response, route_with_stage, sdk_config, serve_http,
 };
 use bookstore_domain::orchestrator::OrderRecord;
+use bookstore_domain::order::is_order_id;
 use bookstore_domain::service::Unavailable;
 use clap::Parser;
 use serde::Deserialize;
@@ -62,7 +63,7 @@ struct OrderPath {
 
 async fn order<R: OrderReader>(State(orders): State<Arc<R>>, path: Result<Path<OrderPath>, PathRejection>) -> Response {
     let order_id = path.map(|Path(p)| p.order_id).unwrap_or_default();
-    if order_id.is_empty() || order_id.len() > 64 || !order_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    if !is_order_id(&order_id) {
         return error_response(StatusCode::BAD_REQUEST, "invalid_order_id", "the order id is malformed");
     }
     match orders.get(&order_id).await {

@@ -4,15 +4,19 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use bookstore_aws::settings::{self, AwsSettings, BooksDbSettings};
 use bookstore_aws::{
-    SystemStatus, SystemStatusReader, http_router, json_response, route_with_stage, sdk_config, serve_http,
+    SystemStatus, SystemStatusReader, error_response, http_router, json_response, route_with_stage, sdk_config,
+    serve_http,
 };
+use bookstore_domain::order::is_order_id;
 use clap::Parser;
+use serde::Deserialize;
 
 #[derive(Debug, Parser)]
 struct Settings {
@@ -29,13 +33,20 @@ struct Settings {
 
 /// The picture: read from the nodes and queues, or a fake in the tests.
 trait StatusSource: Send + Sync {
-    fn read(&self) -> impl Future<Output = SystemStatus> + Send;
+    fn read(&self, order_id: Option<&str>) -> impl Future<Output = SystemStatus> + Send;
 }
 
 impl StatusSource for SystemStatusReader {
-    async fn read(&self) -> SystemStatus {
-        SystemStatusReader::read(self).await
+    async fn read(&self, order_id: Option<&str>) -> SystemStatus {
+        SystemStatusReader::read(self, order_id).await
     }
+}
+
+/// `?order=ID`: the leader's log entries of that order instead of its tail.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusQuery {
+    order: Option<String>,
 }
 
 // One thread: an instance runs one invocation at a time (or a few, all waiting on I/O), and
@@ -57,9 +68,20 @@ fn app<S: StatusSource + 'static>(source: Arc<S>) -> Router {
     http_router(route_with_stage(Router::new(), "/status", get(status::<S>)).with_state(source), "use GET /status")
 }
 
-// Always a 200: a node or queue that cannot be read is part of the picture.
-async fn status<S: StatusSource>(State(source): State<Arc<S>>) -> Response {
-    json_response(StatusCode::OK, &source.read().await)
+// A 200 for any well-formed request: a node or queue that cannot be read is part of the picture.
+async fn status<S: StatusSource>(
+    State(source): State<Arc<S>>,
+    query: Result<Query<StatusQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(StatusQuery { order })) = query else {
+        return error_response(StatusCode::BAD_REQUEST, "invalid_query", "the only parameter is order=ORDER_ID");
+    };
+    if let Some(order_id) = &order
+        && !is_order_id(order_id)
+    {
+        return error_response(StatusCode::BAD_REQUEST, "invalid_order_id", "the order id is malformed");
+    }
+    json_response(StatusCode::OK, &source.read(order.as_deref()).await)
 }
 
 #[cfg(test)]
@@ -74,8 +96,8 @@ mod tests {
     struct Empty;
 
     impl StatusSource for Empty {
-        async fn read(&self) -> SystemStatus {
-            SystemStatus { books_db: vec![], queues: vec![] }
+        async fn read(&self, _: Option<&str>) -> SystemStatus {
+            SystemStatus { books_db: vec![], queues: vec![], raft_log: None }
         }
     }
 
@@ -91,6 +113,24 @@ mod tests {
             assert_eq!((status, origin.as_deref()), (StatusCode::OK, Some("*")), "{path}");
             assert!(body.is_object(), "{body}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_malformed_query_is_a_400_in_the_error_shape() {
+        for (path, code) in [
+            ("/status?order=%00", "invalid_order_id"),
+            ("/status?order=", "invalid_order_id"),
+            ("/status?orders=o-1", "invalid_query"),
+        ] {
+            let (status, _, body) = ask(Method::GET, path).await;
+            assert_eq!(
+                (status, &body["error"]["code"]),
+                (StatusCode::BAD_REQUEST, &Value::from(code)),
+                "{path}: {body}"
+            );
+        }
+        let (status, _, _) = ask(Method::GET, "/status?order=4b02e55a-ec74-4977-8530-ead7d4bab48c").await;
+        assert_eq!(status, StatusCode::OK);
     }
 
     #[tokio::test]
