@@ -2,7 +2,7 @@
 //! to deliver again out (`batchItemFailures`), as an SQS event source mapping with
 //! `ReportBatchItemFailures` expects. Also the course's emulation knobs.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use books_db_client::{BooksDb, ClientOptions};
@@ -283,10 +283,17 @@ pub enum KnobError {
 /// The knobs in force for a delivery: those kept under [`EXECUTOR_KNOBS_KEY`] in the books
 /// database when set, else the configured ones.
 pub struct FaultKnobs {
-    pub configured: EmulatedFaults,
+    configured: EmulatedFaults,
     /// Where set knobs are read from; `None` keeps the configured ones.
-    pub books_db: Option<BooksDb>,
+    books_db: Option<BooksDb>,
+    /// The knobs last read, and when: a busy executor reads them at most every
+    /// [`KNOBS_KEPT_FOR`], not once per delivery.
+    last_read: std::sync::Mutex<Option<(Instant, EmulatedFaults)>>,
+    kept_for: Duration,
 }
+
+/// How long knobs read from the books database are used before they are read again.
+pub const KNOBS_KEPT_FOR: Duration = Duration::from_millis(500);
 
 impl FaultKnobs {
     /// The configured knobs, and a client of the books database that gives up on a node that
@@ -299,18 +306,33 @@ impl FaultKnobs {
             deadline: Duration::from_secs(1),
             ..ClientOptions::default()
         };
-        Ok(Self { configured, books_db: Some(BooksDb::with_options(endpoints, options)?) })
+        let books_db = Some(BooksDb::with_options(endpoints, options)?);
+        Ok(Self { configured, books_db, last_read: std::sync::Mutex::default(), kept_for: KNOBS_KEPT_FOR })
     }
 
     /// Only these knobs, never changed while running.
     pub fn fixed(configured: EmulatedFaults) -> Self {
-        Self { configured, books_db: None }
+        Self { configured, books_db: None, last_read: std::sync::Mutex::default(), kept_for: KNOBS_KEPT_FOR }
     }
 
-    /// The knobs for the next delivery (a possibly stale read: a change takes effect within a
-    /// moment, not at a linearization point).
+    /// The knobs for the next delivery: a change takes effect within [`KNOBS_KEPT_FOR`] and a
+    /// read (a possibly stale one), not at a linearization point.
     pub async fn current(&self) -> EmulatedFaults {
         let Some(books_db) = &self.books_db else { return self.configured.clone() };
+        // A poisoned lock holds a whole value still (each update is one assignment).
+        let kept = self.last_read.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if let Some((at, knobs)) = kept
+            && at.elapsed() < self.kept_for
+        {
+            return knobs;
+        }
+        let knobs = self.read(books_db).await;
+        *self.last_read.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((Instant::now(), knobs.clone()));
+        knobs
+    }
+
+    async fn read(&self, books_db: &BooksDb) -> EmulatedFaults {
         match books_db.get_stale(EXECUTOR_KNOBS_KEY).await {
             Ok(None) => self.configured.clone(),
             Ok(Some(entry)) => match serde_json::from_value::<EmulatedFaults>(entry.value) {
@@ -471,6 +493,20 @@ mod tests {
         for (knobs, error) in bad {
             assert_eq!(knobs.validate(), Err(error), "{knobs:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn knobs_read_are_kept_for_a_moment_then_read_again() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let nowhere = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let configured = EmulatedFaults::default();
+        let set = EmulatedFaults { delay_ms: Some((5, 5)), failure_rate: 0.5 };
+        let mut knobs = FaultKnobs::new(configured.clone(), &nowhere).unwrap();
+        *knobs.last_read.lock().unwrap() = Some((Instant::now(), set.clone()));
+        assert_eq!(knobs.current().await, set, "kept: no read");
+        knobs.kept_for = Duration::ZERO;
+        assert_eq!(knobs.current().await, configured, "read again; a books database that does not answer");
     }
 
     #[tokio::test]
