@@ -31,10 +31,9 @@ pub enum BooksDbNodes {
     Containers(ComposeCluster),
 }
 
-/// The books database's three nodes, shared: the stack owns it (dropping the last
-/// [`BooksDbCluster`] stops the nodes), and the fault controls reach it through a [`Weak`] handle
-/// (see [`BooksDbCluster::handle`]), so a request in flight never keeps the nodes alive.
-#[derive(Clone)]
+/// The books database's three nodes: the stack owns it (dropping it stops the nodes), and the
+/// fault controls reach it through a [`Weak`] handle (see [`BooksDbCluster::handle`]), so a
+/// request in flight never keeps the nodes alive.
 pub struct BooksDbCluster {
     nodes: Arc<Mutex<BooksDbNodes>>,
     urls: Vec<String>,
@@ -117,16 +116,42 @@ impl BooksDbCluster {
         Ok(BooksDb::new(self.urls.clone())?.with_cluster_secret(&self.secret)?)
     }
 
-    /// A handle that reaches the nodes while this cluster (or a clone) is alive.
+    /// A handle that reaches the nodes while this cluster is alive.
     pub fn handle(&self) -> BooksDbHandle {
         BooksDbHandle(Arc::downgrade(&self.nodes))
     }
 
+    /// Polls until a node leads with a majority agreeing; its id.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<u64> {
-        match &*self.nodes.lock().await {
-            BooksDbNodes::Processes(c) => Ok(c.wait_for_leader(timeout).await?),
-            BooksDbNodes::Containers(c) => c.wait_for_leader(timeout).await,
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(leader) = self.agreed_leader().await {
+                return Ok(leader);
+            }
+            if Instant::now() >= deadline {
+                let logs = match &*self.nodes.lock().await {
+                    BooksDbNodes::Containers(c) => format!(": {}", c.logs_tail(5)),
+                    BooksDbNodes::Processes(_) => String::new(),
+                };
+                bail!("the books database elected no leader in {timeout:?}{logs}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// One look at the nodes (the lock held only for it, so a fault is not held up by a wait):
+    /// the node that leads with a majority agreeing.
+    async fn agreed_leader(&self) -> Option<u64> {
+        let nodes = self.nodes.lock().await;
+        let mut statuses = Vec::new();
+        for id in 1..=self.urls.len() as u64 {
+            let status = match &*nodes {
+                BooksDbNodes::Processes(c) => c.status(id).await,
+                BooksDbNodes::Containers(c) => c.status(id).await,
+            };
+            statuses.extend(status);
+        }
+        raft_local_cluster::agreed_leader(&statuses, self.urls.len())
     }
 
     /// Runs `f` on the nodes themselves.
