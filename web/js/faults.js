@@ -16,7 +16,11 @@ const refreshEvery = 2000;
 export function takeSecret(location, storage, history) {
   const given = /^#faults=(.+)$/.exec(location.hash)?.[1];
   if (given) {
-    storage.setItem(secretKey, decodeURIComponent(given));
+    try {
+      storage.setItem(secretKey, decodeURIComponent(given));
+    } catch {
+      // A mangled link (a stray %): no secret taken; the panel stays hidden.
+    }
     history.replaceState(null, '', location.pathname + location.search);
   }
   return storage.getItem(secretKey);
@@ -47,7 +51,12 @@ export class FaultPanel {
   }
 
   start() {
-    const secret = takeSecret(window.location, window.sessionStorage, window.history);
+    let secret = null;
+    try {
+      secret = takeSecret(window.location, window.sessionStorage, window.history);
+    } catch {
+      // Storage blocked: no place to keep the secret, so no panel.
+    }
     if (!secret) return;
     this.api = faultControls(secret);
     this.form.addEventListener('submit', (event) => {
