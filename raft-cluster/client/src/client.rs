@@ -201,12 +201,7 @@ impl BooksDb {
 
     /// The status of one node, by its URL; no retries.
     pub async fn status_of(&self, endpoint: &str) -> Result<ClusterStatus, Error> {
-        let timeout = self.options.attempt_timeout;
-        match self.attempt(endpoint, &Method::GET, "/cluster/status", None, &HeaderMap::new(), timeout).await {
-            Attempt::Done(StatusCode::OK, body) => decode(&body),
-            Attempt::Done(status, body) => Err(Error::from_body(status.as_u16(), &body)),
-            Attempt::Retry(last) => Err(Error::Unavailable { attempts: 1, last }),
-        }
+        self.get_once(endpoint, "/cluster/status").await
     }
 
     /// Some of one node's Raft log, by its URL; no retries. `query` is `GET /cluster/log`'s:
@@ -214,9 +209,13 @@ impl BooksDb {
     pub async fn log_of(&self, endpoint: &str, query: &[(&str, &str)]) -> Result<LogWindow, Error> {
         let query: Vec<String> =
             query.iter().map(|(name, value)| format!("{name}={}", encode_component(value))).collect();
-        let path = format!("/cluster/log?{}", query.join("&"));
+        self.get_once(endpoint, &format!("/cluster/log?{}", query.join("&"))).await
+    }
+
+    /// GETs `path` of one node, by its URL, once: a node's own view, not the cluster's.
+    async fn get_once<T: DeserializeOwned>(&self, endpoint: &str, path: &str) -> Result<T, Error> {
         let timeout = self.options.attempt_timeout;
-        match self.attempt(endpoint, &Method::GET, &path, None, &HeaderMap::new(), timeout).await {
+        match self.attempt(endpoint, &Method::GET, path, None, &HeaderMap::new(), timeout).await {
             Attempt::Done(StatusCode::OK, body) => decode(&body),
             Attempt::Done(status, body) => Err(Error::from_body(status.as_u16(), &body)),
             Attempt::Retry(last) => Err(Error::Unavailable { attempts: 1, last }),
