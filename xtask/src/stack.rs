@@ -133,8 +133,12 @@ impl Stack {
             BooksDbCluster::start(options.books_db, options.books_db_port, &data_dir.path, !data_dir.is_kept()).await?;
         resolver.refs.insert("BooksDbUrl".into(), books_db.urls().join(","));
         release_orphaned_reservations(&books_db, &aws_endpoint, &resources).await?;
-        // Knobs set from the fault controls last for the run that set them.
-        books_db.client()?.delete(EXECUTOR_KNOBS_KEY).await.context("resetting the executors' knobs")?;
+        // Knobs set from the fault controls last for the run that set them (a read first: a
+        // delete is a Raft write, even of nothing).
+        let db = books_db.client()?;
+        if db.get(EXECUTOR_KNOBS_KEY).await.context("reading the executors' knobs")?.is_some() {
+            db.delete(EXECUTOR_KNOBS_KEY).await.context("resetting the executors' knobs")?;
+        }
         let fault_controls = match options.fault_controls {
             true => Some(Arc::new(FaultControls::new(&books_db, configured_executor_knobs(&resolver)?)?)),
             false => None,
