@@ -46,7 +46,7 @@ export class FaultPanel {
     this.state = document.getElementById('faults-state');
     this.rows = document.querySelector('#fault-nodes tbody');
     this.form = document.getElementById('executor-knobs');
-    this.seen = 0;
+    this.seen = null;
     this.drawn = false;
   }
 
@@ -65,8 +65,14 @@ export class FaultPanel {
     });
     document.getElementById('reset-knobs').addEventListener('click', () => this.resetKnobs());
     const tick = async () => {
-      if (!document.hidden && !(await this.refresh())) return;
-      setTimeout(tick, refreshEvery);
+      let again = true;
+      try {
+        if (!document.hidden) again = await this.refresh();
+      } catch (e) {
+        this.state.textContent = `The fault controls could not be drawn: ${e.message}`;
+      } finally {
+        if (again) setTimeout(tick, refreshEvery);
+      }
     };
     tick();
   }
@@ -87,6 +93,9 @@ export class FaultPanel {
     }
     this.box.hidden = false;
     if (!this.drawn) this.draw(panel);
+    // Actions from before this page was opened are not replayed onto its timeline, which starts
+    // now too (its leaders are the ones this page has seen).
+    if (this.seen === null) this.seen = Math.max(0, ...panel.events.map((event) => event.seq));
     for (const event of panel.events) {
       if (event.seq > this.seen) {
         this.seen = event.seq;

@@ -213,6 +213,21 @@ impl NodeFault {
 }
 
 fn apply(nodes: &mut BooksDbNodes, fault: NodeFault, id: u64) -> Result<()> {
+    // The process harness does nothing, silently, where docker would refuse: say so instead.
+    if let BooksDbNodes::Processes(c) = nodes {
+        let node = c.node(id)?;
+        let refusal = match fault {
+            NodeFault::Kill if !node.is_running() => Some("it is not running"),
+            NodeFault::Restart if node.is_running() => Some("it is running (kill it first)"),
+            NodeFault::Pause if !node.is_running() => Some("it is not running"),
+            NodeFault::Pause if node.is_paused() => Some("it is paused already"),
+            NodeFault::Resume if !node.is_paused() => Some("it is not paused"),
+            _ => None,
+        };
+        if let Some(why) = refusal {
+            bail!("node {id}: {why}");
+        }
+    }
     match (nodes, fault) {
         (BooksDbNodes::Processes(c), NodeFault::Kill) => Ok(c.kill(id)?),
         (BooksDbNodes::Processes(c), NodeFault::Restart) => Ok(c.restart(id)?),

@@ -15,6 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -190,8 +191,11 @@ async fn panel(State(controls): State<Arc<FaultControls>>) -> Response {
 
 async fn node_fault(
     State(controls): State<Arc<FaultControls>>,
-    Path((node, action)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Response {
+    let Ok(Path((node, action))) = path else {
+        return error(StatusCode::BAD_REQUEST, "invalid_path", "use /faults/nodes/{node id}/{action}");
+    };
     let Some(node) = node.parse::<u64>().ok().filter(|id| controls.nodes.contains(id)) else {
         let message = format!("no node {node}; the nodes are {:?}", controls.nodes);
         return error(StatusCode::NOT_FOUND, "no_such_node", &message);
@@ -349,6 +353,7 @@ mod tests {
             ("/faults/nodes/1/explode", 400, "unknown_action"),
             ("/faults/nodes/1/partition", 409, "needs_containers"),
             ("/faults/nodes/1/kill", 503, "books_db_stopped"),
+            ("/faults/nodes/%ff/kill", 400, "invalid_path"),
         ];
         for (path, status, code) in cases {
             let (got, body) = post(path).await;

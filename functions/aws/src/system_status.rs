@@ -145,14 +145,7 @@ impl SystemStatusReader {
         };
         match self.books_db.log_of(url, &query).await {
             Ok(window) => {
-                let entries = window
-                    .entries
-                    .into_iter()
-                    .map(|mut entry| {
-                        entry.keys = entry.keys.into_iter().map(|key| shown_key(key, asked.as_deref())).collect();
-                        entry
-                    })
-                    .collect();
+                let entries = window.entries.into_iter().map(|entry| shown_entry(entry, asked.as_deref())).collect();
                 Some(RaftLogView { node: position, entries })
             }
             Err(e) => {
@@ -194,6 +187,19 @@ impl SystemStatusReader {
     }
 }
 
+/// An entry as the public view shows it: its keys, and the key a single write's summary names
+/// (`set "k"`), masked alike.
+fn shown_entry(mut entry: LogEntryView, asked: Option<&str>) -> LogEntryView {
+    for key in std::mem::take(&mut entry.keys) {
+        let shown = shown_key(key.clone(), asked);
+        if shown != key {
+            entry.summary = entry.summary.replace(&key, &shown);
+        }
+        entry.keys.push(shown);
+    }
+    entry
+}
+
 /// A key as the public view shows it (see [`PUBLIC_KEY_PREFIXES`]).
 fn shown_key(key: String, asked: Option<&str>) -> String {
     if PUBLIC_KEY_PREFIXES.iter().any(|prefix| key.starts_with(prefix)) || asked == Some(key.as_str()) {
@@ -219,5 +225,29 @@ mod tests {
         assert_eq!(shown("reservation/o-1", Some("reservation/o-1")), "reservation/o-1");
         assert_eq!(shown("reservation/o-2", Some("reservation/o-1")), "reservation/…");
         assert_eq!(shown("secret", None), "…");
+    }
+
+    #[test]
+    fn a_masked_key_is_masked_in_the_summary_too() {
+        let entry = |summary: &str, keys: &[&str]| LogEntryView {
+            index: 7,
+            term: 2,
+            kind: "command".into(),
+            summary: summary.into(),
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            at_ms: None,
+        };
+        let set = shown_entry(entry("set \"reservation/o-1\"", &["reservation/o-1"]), None);
+        assert_eq!(
+            (set.summary.as_str(), set.keys.as_slice()),
+            ("set \"reservation/…\"", ["reservation/…".to_string()].as_slice())
+        );
+        let own = shown_entry(entry("delete \"reservation/o-1\"", &["reservation/o-1"]), Some("reservation/o-1"));
+        assert_eq!(own.summary, "delete \"reservation/o-1\"", "the order asked about sees its own key");
+        let txn = shown_entry(entry("txn of 2 compares, 3/0 ops", &["stock/a", "reservation/o-2"]), None);
+        assert_eq!(
+            (txn.summary.as_str(), txn.keys),
+            ("txn of 2 compares, 3/0 ops", vec!["stock/a".into(), "reservation/…".into()])
+        );
     }
 }

@@ -50,6 +50,11 @@ impl LocalNode {
         self.child.is_some()
     }
 
+    /// Stopped with SIGSTOP and not resumed.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
     /// Where the node's stderr goes.
     pub fn log_path(&self) -> &Path {
         &self.log

@@ -44,6 +44,17 @@ pub enum CommandResult {
 }
 
 impl Command {
+    /// Whether it compares or writes `key` (without building the list of [`Command::keys`]).
+    pub fn touches(&self, key: &str) -> bool {
+        match &self.operation {
+            Operation::Set { key: k, .. } | Operation::Update { key: k, .. } | Operation::Delete { key: k } => k == key,
+            Operation::Txn(txn) => {
+                txn.compare.iter().any(|c| c.key == key)
+                    || txn.success.iter().chain(&txn.failure).any(|op| op.key() == key)
+            }
+        }
+    }
+
     /// The keys it compares or writes, each once, in the order they appear.
     pub fn keys(&self) -> Vec<String> {
         let keys: Vec<&str> = match &self.operation {

@@ -41,7 +41,7 @@ pub async fn window(
     }
     let touches = |entry: &Entry| match (&query.key, &entry.payload) {
         (None, _) => true,
-        (Some(key), EntryPayload::Normal(command)) => command.keys().contains(key),
+        (Some(key), EntryPayload::Normal(command)) => command.touches(key),
         (Some(_), _) => false,
     };
     let (first, last, entries) = app.log.window(query.from, limit, touches);
