@@ -123,12 +123,7 @@ impl FaultControls {
 
 /// A client that gives up on a node within a fraction of a second.
 fn glance(urls: Vec<String>) -> Result<BooksDb, books_db_client::Error> {
-    let options = books_db_client::ClientOptions {
-        attempt_timeout: std::time::Duration::from_millis(300),
-        deadline: std::time::Duration::from_secs(1),
-        ..books_db_client::ClientOptions::default()
-    };
-    BooksDb::with_options(urls, options)
+    BooksDb::with_options(urls, books_db_client::ClientOptions::glance())
 }
 
 /// The `/faults` routes, guarded.

@@ -301,12 +301,7 @@ impl FaultKnobs {
     /// delivery for long: the knobs are then the configured ones).
     pub fn new(configured: EmulatedFaults, books_db_urls: &str) -> Result<Self, books_db_client::Error> {
         let endpoints = books_db_urls.split(',').map(str::trim).filter(|s| !s.is_empty());
-        let options = ClientOptions {
-            attempt_timeout: Duration::from_millis(300),
-            deadline: Duration::from_secs(1),
-            ..ClientOptions::default()
-        };
-        let books_db = Some(BooksDb::with_options(endpoints, options)?);
+        let books_db = Some(BooksDb::with_options(endpoints, ClientOptions::glance())?);
         Ok(Self { configured, books_db, last_read: std::sync::Mutex::default(), kept_for: KNOBS_KEPT_FOR })
     }
 

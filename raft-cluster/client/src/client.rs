@@ -29,6 +29,14 @@ pub struct ClientOptions {
     pub max_backoff: Duration,
 }
 
+impl ClientOptions {
+    /// For a read that may as well not happen (settings with a fallback, a view): a node that
+    /// does not answer within 300 ms is left for the next, and the call gives up after a second.
+    pub fn glance() -> Self {
+        Self { attempt_timeout: Duration::from_millis(300), deadline: Duration::from_secs(1), ..Self::default() }
+    }
+}
+
 impl Default for ClientOptions {
     fn default() -> Self {
         Self {
