@@ -6,10 +6,14 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use books_db_client::{BooksDb, ClientOptions};
-use bookstore_domain::execution::{Delivery, FaultPoint, Faults, OrderExecutor, OrderLedger, Participant};
+use bookstore_domain::execution::{Delivery, Executed, FaultPoint, Faults, OrderExecutor, OrderLedger, Participant};
 use bookstore_domain::port_error::PortError;
 use bookstore_domain::service::Unavailable;
+use bookstore_telemetry::context::TraceHeaders;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument as _;
+
+use crate::metrics::{self, InFlight};
 
 /// How the executor treats deliveries.
 pub struct DeliverySettings {
@@ -50,21 +54,33 @@ pub async fn execute_batch<L: OrderLedger, S: Participant, P: Participant>(
     queue: Option<&RetryQueue>,
     event: SqsEvent,
 ) -> SqsBatchResponse {
-    let results = futures::future::join_all(event.records.iter().map(|message| async move {
-        let execution = std::pin::pin!(async {
-            let limited =
-                tokio::time::timeout(settings.execution_limit, execute_one(executor, settings, queue, message));
-            limited.await.unwrap_or_else(|_| {
-                let (message_id, limit) = (message.message_id.as_deref(), settings.execution_limit);
-                tracing::warn!(message_id, ?limit, "execution took too long; the message will come back");
-                false
-            })
-        });
-        let keep_hidden = std::pin::pin!(keep_invisible(queue, settings, message));
-        match futures::future::select(execution, keep_hidden).await {
-            futures::future::Either::Left((done, _)) => done,
-            futures::future::Either::Right(((), execution)) => execution.await,
+    let results = futures::future::join_all(event.records.iter().map(|message| {
+        // Each message continues the trace of the checkout that queued it.
+        let span = tracing::info_span!(
+            "order message",
+            message_id = message.message_id.as_deref(),
+            receives = receive_count(message),
+            order_id = tracing::field::Empty,
+        );
+        message_trace(message).follow(&span);
+        async move {
+            let execution = std::pin::pin!(async {
+                let limited =
+                    tokio::time::timeout(settings.execution_limit, execute_one(executor, settings, queue, message));
+                limited.await.unwrap_or_else(|_| {
+                    let (message_id, limit) = (message.message_id.as_deref(), settings.execution_limit);
+                    tracing::warn!(message_id, ?limit, "execution took too long; the message will come back");
+                    metrics::execution_ended("timed_out", None);
+                    false
+                })
+            });
+            let keep_hidden = std::pin::pin!(keep_invisible(queue, settings, message));
+            match futures::future::select(execution, keep_hidden).await {
+                futures::future::Either::Left((done, _)) => done,
+                futures::future::Either::Right(((), execution)) => execution.await,
+            }
         }
+        .instrument(span)
     }))
     .await;
     let mut response = SqsBatchResponse::default();
@@ -118,6 +134,18 @@ async fn keep_invisible(queue: Option<&RetryQueue>, settings: &DeliverySettings,
     }
 }
 
+/// The trace a message carries in its attributes (see `SqsOrderQueue`).
+fn message_trace(message: &SqsMessage) -> TraceHeaders {
+    TraceHeaders::from_lookup(|name| message.message_attributes.get(name)?.string_value.as_deref())
+}
+
+/// How long ago the message was first sent, from its `SentTimestamp` (milliseconds).
+fn since_sent(message: &SqsMessage) -> Option<f64> {
+    let sent: u128 = message.attributes.get("SentTimestamp")?.parse().ok()?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+    Some(now.saturating_sub(sent) as f64 / 1000.0)
+}
+
 fn receive_count(message: &SqsMessage) -> u32 {
     message.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1)
 }
@@ -137,19 +165,36 @@ async fn execute_one<L: OrderLedger, S: Participant, P: Participant>(
         tracing::error!(message_id, receives, "a message that is not an order; dead-lettering it");
         return dead_letter(queue, message, "not an order").await;
     };
+    tracing::Span::current().record("order_id", order_id.as_str());
+    if let Some(seconds) = since_sent(message) {
+        metrics::delivered_after(seconds, receives);
+    }
     let last = receives >= settings.max_receives;
     let faults = settings.faults.current().await.for_delivery(last);
-    match executor.execute(&order_id, Delivery { receives, last }, &faults).await {
+    let _in_flight = InFlight::execution();
+    let started = Instant::now();
+    let executed = executor.execute(&order_id, Delivery { receives, last }, &faults).await;
+    let seconds = Some(started.elapsed().as_secs_f64());
+    match executed {
         Ok(executed) => {
             tracing::info!(order_id, message_id, receives, ?executed, "message done");
+            let outcome = match executed {
+                Executed::Committed => "committed",
+                Executed::Failed(_) => "failed",
+                Executed::AlreadyFinished(_) => "duplicate",
+                Executed::Unknown => "unknown",
+            };
+            metrics::execution_ended(outcome, seconds);
             true
         }
         Err(e @ PortError::Permanent(_)) => {
             tracing::error!(order_id, message_id, receives, error = %e, "refused for good; dead-lettering the message");
+            metrics::execution_ended("dead_lettered", seconds);
             dead_letter(queue, message, "refused").await
         }
         Err(e) => {
             tracing::warn!(order_id, message_id, receives, last, error = %e, "order not finished; it will come back");
+            metrics::execution_ended("retry", seconds);
             false
         }
     }

@@ -3,8 +3,10 @@ use aws_sdk_lambda::primitives::Blob;
 use bookstore_domain::events::Service;
 use bookstore_domain::orchestrator::ServiceClient;
 use bookstore_domain::service::{ServiceRequest, ServiceResponse, Unavailable};
+use bookstore_telemetry::context::Traced;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument as _;
 
 use crate::settings::ServiceFunctions;
 use crate::unavailable;
@@ -47,12 +49,16 @@ pub(crate) async fn invoke_json<Q: Serialize, A: DeserializeOwned>(
     function: &str,
     request: &Q,
 ) -> Result<A, Unavailable> {
-    let payload = serde_json::to_vec(request).map_err(|e| unavailable("encoding the request", e))?;
+    let span = tracing::info_span!("invoke", function);
+    // Taken inside the span, so that the callee's span is the invoke's child.
+    let traced = span.in_scope(|| Traced::current(request));
+    let payload = serde_json::to_vec(&traced).map_err(|e| unavailable("encoding the request", e))?;
     let answer = client
         .invoke()
         .function_name(function)
         .payload(Blob::new(payload))
         .send()
+        .instrument(span)
         .await
         .map_err(|e| unavailable(&format!("invoking {function}"), aws_sdk_lambda::error::DisplayErrorContext(e)))?;
     let body = answer.payload().map(|p| p.as_ref()).unwrap_or_default();

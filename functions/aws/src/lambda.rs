@@ -10,13 +10,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use bookstore_domain::events::Service;
 use bookstore_domain::service::{EventChecks, ServiceRequest, ServiceResponse, handle};
+use bookstore_telemetry::context::{TraceHeaders, Traced};
+use bookstore_telemetry::flush_traces;
 use lambda_runtime::tower::ServiceExt;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde::Serialize;
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
+use tracing::Instrument as _;
 
-use crate::settings::ServiceSettings;
-use crate::{DynamoStateStore, sdk_config};
+use crate::settings::{
+    DEFAULT_FRAUD_DETECTION_FUNCTION, DEFAULT_SUGGESTIONS_FUNCTION, DEFAULT_TRANSACTION_VERIFICATION_FUNCTION,
+    ServiceSettings,
+};
+use crate::{DynamoStateStore, init_telemetry, metrics, sdk_config};
 
 /// Runs one of the three services: each invocation is a `ServiceRequest`, answered with a
 /// `ServiceResponse`. A store failure is a function error (the orchestrator reports it).
@@ -25,26 +31,56 @@ pub async fn serve_service<C: EventChecks + 'static>(
     settings: ServiceSettings,
     checks: C,
 ) -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    let _telemetry = init_telemetry(function_name(service), "info");
     let config = sdk_config(&settings.aws).await;
     let store = DynamoStateStore::new(aws_sdk_dynamodb::Client::new(&config), settings.service_state_table, service);
     let shared = Arc::new((store, checks));
-    lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<ServiceRequest>| {
+    lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Traced<ServiceRequest>>| {
         let shared = Arc::clone(&shared);
         async move {
-            let order_id = event.payload.order_id().to_string();
-            let answer = handle(event.payload, &shared.0, &shared.1).await;
-            match &answer {
-                Ok(ServiceResponse::Refused { code, message }) => {
-                    tracing::warn!(order_id, code, message, "refused");
+            let Traced { request, trace } = event.payload;
+            let order_id = request.order_id().to_string();
+            let span =
+                tracing::info_span!("service", service = function_name(service), order_id, action = request.action());
+            let answer = in_span(span, &trace, async {
+                let answer = handle(request, &shared.0, &shared.1).await;
+                match &answer {
+                    Ok(ServiceResponse::Refused { code, message }) => {
+                        tracing::warn!(order_id, code, message, "refused");
+                        if service == Service::FraudDetection {
+                            metrics::fraud_rejected();
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(order_id, error = %e, "failed"),
                 }
-                Ok(_) => {}
-                Err(e) => tracing::error!(order_id, error = %e, "failed"),
-            }
+                answer
+            })
+            .await;
             answer.map_err(lambda_runtime::Error::from)
         }
     }))
     .await
+}
+
+/// The function a service runs as (its default name, which is also its name in telemetry).
+pub fn function_name(service: Service) -> &'static str {
+    match service {
+        Service::TransactionVerification => DEFAULT_TRANSACTION_VERIFICATION_FUNCTION,
+        Service::FraudDetection => DEFAULT_FRAUD_DETECTION_FUNCTION,
+        Service::Suggestions => DEFAULT_SUGGESTIONS_FUNCTION,
+    }
+}
+
+/// Runs one invocation's `work` in `span`, continuing the caller's `trace`, then sends its spans
+/// before the instance can be frozen.
+pub async fn in_span<F: Future>(span: tracing::Span, trace: &TraceHeaders, work: F) -> F::Output {
+    trace.follow(&span);
+    // Boxed: the runtime's futures, the span's and the handler's would otherwise nest beyond the
+    // compiler's recursion limit when their layout is computed.
+    let output = Box::pin(work.instrument(span)).await;
+    flush_traces().await;
+    output
 }
 
 /// Serves `router` (made with [`http_router`]) as the function's HTTP handler, several
@@ -52,7 +88,9 @@ pub async fn serve_service<C: EventChecks + 'static>(
 pub async fn serve_http(router: Router) -> Result<(), lambda_http::Error> {
     lambda_http::run_concurrent(lambda_http::service_fn(move |request: lambda_http::Request| {
         let router = router.clone();
-        async move { lambda_response(router.oneshot(request).await?).await }
+        let trace = TraceHeaders::from_lookup(|name| request.headers().get(name)?.to_str().ok());
+        let span = tracing::info_span!("request", method = %request.method(), path = request.uri().path());
+        async move { lambda_response(in_span(span, &trace, router.oneshot(request)).await?).await }
     }))
     .await
 }

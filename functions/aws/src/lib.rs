@@ -31,6 +31,7 @@ mod executor;
 mod idempotency;
 mod invoke;
 mod lambda;
+pub mod metrics;
 mod orders;
 mod payments;
 mod queue;
@@ -43,6 +44,8 @@ mod table;
 pub mod testing;
 
 pub use books::BooksDbCatalog;
+pub use bookstore_telemetry::context::{TraceHeaders, Traced};
+pub use bookstore_telemetry::{Telemetry, flush_traces, init as init_telemetry};
 pub use clock::{SystemClock, now_rfc3339, unix_seconds};
 pub use config::{http_client, lambda_client, sdk_config};
 pub use executor::{
@@ -52,8 +55,8 @@ pub use executor::{
 pub use idempotency::DynamoIdempotency;
 pub use invoke::LambdaServices;
 pub use lambda::{
-    IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, error_body, error_response, http_router, json_response, route_with_stage,
-    serve_http, serve_service,
+    IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, error_body, error_response, http_router, in_span, json_response,
+    route_with_stage, serve_http, serve_service,
 };
 pub use orders::DynamoOrders;
 pub use payments::{DynamoPayments, LambdaPayment};

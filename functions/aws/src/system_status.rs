@@ -176,12 +176,14 @@ impl SystemStatusReader {
                 let count = |attribute: QueueAttributeName| {
                     answer.attributes().and_then(|a| a.get(&attribute)).and_then(|n| n.parse().ok())
                 };
-                QueueView {
+                let view = QueueView {
                     name: name.to_string(),
                     waiting: count(QueueAttributeName::ApproximateNumberOfMessages),
                     in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
                     error: None,
-                }
+                };
+                crate::metrics::queue_depth(name, view.waiting, view.in_flight);
+                view
             }
         }
     }

@@ -24,7 +24,7 @@ struct Settings {
 // idle worker threads cost CPU on every wake-up.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    let _telemetry = bookstore_aws::init_telemetry("catalog", "info");
     let settings: Settings = settings::load()?;
     let catalog = BooksDbCatalog::new(BooksDb::from_url_list(&settings.books_db.books_db_url)?);
     match catalog.seed_if_empty().await {

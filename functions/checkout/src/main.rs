@@ -4,6 +4,7 @@
 mod timing;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -14,6 +15,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use books_db_client::BooksDb;
+use bookstore_aws::metrics::{self, InFlight};
 use bookstore_aws::settings::{
     self, AwsSettings, BooksDbSettings, IdempotencySettings, OrderQueueSettings, OrdersTableSettings, ServiceFunctions,
 };
@@ -22,6 +24,7 @@ use bookstore_aws::{
     SqsOrderQueue, error_body, error_response, http_router, lambda_client, now_rfc3339, route_with_stage, sdk_config,
     serve_http, unix_seconds,
 };
+use bookstore_domain::checkout::Decision;
 use bookstore_domain::idempotency::{
     IdempotencyKey, IdempotencyStore, Keyed, StoredAnswer, fingerprint, order_id, run_once,
 };
@@ -29,6 +32,7 @@ use bookstore_domain::orchestrator::{
     CatalogSource, CheckoutError, Dependencies, OrderQueue, OrderStore, ServiceClient, checkout,
 };
 use clap::Parser;
+use tracing::Instrument as _;
 
 use crate::timing::{Timed, server_timing};
 
@@ -61,7 +65,7 @@ struct Checkout<S, O, Q, C, K> {
 // idle worker threads cost CPU on every wake-up.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    let _telemetry = bookstore_aws::init_telemetry("checkout", "info");
     let settings: Settings = settings::load()?;
     let config = sdk_config(&settings.aws).await;
     let lambda = lambda_client(&config, &settings.aws);
@@ -158,18 +162,30 @@ where
     C: CatalogSource,
 {
     let deps = Dependencies { services: &app.services, orders: &app.orders, queue: &app.queue, catalog: &app.catalog };
-    let (status, body) = match checkout(&deps, order_id.clone(), &now_rfc3339(), body).await {
-        Ok(response) => (StatusCode::OK, serde_json::to_string(&response).unwrap_or_else(|_| "{}".into())),
+    let _in_flight = InFlight::checkout();
+    let started = Instant::now();
+    let decided = checkout(&deps, order_id.clone(), &now_rfc3339(), body)
+        .instrument(tracing::info_span!("checkout", order_id = order_id.as_str()))
+        .await;
+    let (status, body, outcome) = match decided {
+        Ok(response) => {
+            let outcome = match response.status {
+                Decision::Approved => "approved",
+                Decision::Rejected => "rejected",
+            };
+            (StatusCode::OK, serde_json::to_string(&response).unwrap_or_else(|_| "{}".into()), outcome)
+        }
         Err(CheckoutError::Body(e)) => {
             let status =
                 if e.code() == "body_too_large" { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
-            (status, error_body(e.code(), &e.to_string()).to_string())
+            (status, error_body(e.code(), &e.to_string()).to_string(), "invalid")
         }
         Err(CheckoutError::Unavailable(e)) => {
             tracing::error!(order_id, error = %e, "checkout failed");
-            (StatusCode::SERVICE_UNAVAILABLE, error_body("unavailable", UNAVAILABLE).to_string())
+            (StatusCode::SERVICE_UNAVAILABLE, error_body("unavailable", UNAVAILABLE).to_string(), "unavailable")
         }
     };
+    metrics::checkout_ended(outcome, started.elapsed().as_secs_f64());
     StoredAnswer { status: status.as_u16(), body }
 }
 

@@ -139,6 +139,22 @@ impl ServiceRequest {
             | ServiceRequest::Clear { order_id, .. } => order_id,
         }
     }
+
+    /// What is asked, in a word (`init`, `run a`…`run f`, `clear`), as traces name it.
+    pub fn action(&self) -> &'static str {
+        match self {
+            ServiceRequest::Init { .. } => "init",
+            ServiceRequest::Run { event, .. } => match event {
+                Event::A => "run a",
+                Event::B => "run b",
+                Event::C => "run c",
+                Event::D => "run d",
+                Event::E => "run e",
+                Event::F => "run f",
+            },
+            ServiceRequest::Clear { .. } => "clear",
+        }
+    }
 }
 
 /// A service's answer.

@@ -64,7 +64,7 @@ struct Settings {
 // idle worker threads cost CPU on every wake-up.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    let _telemetry = bookstore_aws::init_telemetry("order-executor", "info");
     let settings: Settings = settings::load()?;
     let delivery = DeliverySettings {
         max_receives: settings.max_receives,
@@ -95,7 +95,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let shared = Arc::clone(&shared);
         async move {
             let (executor, settings, queue) = shared.as_ref();
-            Ok::<_, lambda_runtime::Error>(execute_batch(executor, settings, queue.as_ref(), event.payload).await)
+            let answer = execute_batch(executor, settings, queue.as_ref(), event.payload).await;
+            bookstore_aws::flush_traces().await;
+            Ok::<_, lambda_runtime::Error>(answer)
         }
     }))
     .await

@@ -34,7 +34,7 @@ struct Settings {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    let _telemetry = bookstore_aws::init_telemetry("order-sweeper", "info");
     let settings: Settings = settings::load()?;
     let config = sdk_config(&settings.aws).await;
     let sweeper = OrderSweeper {

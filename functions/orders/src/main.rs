@@ -41,7 +41,7 @@ impl OrderReader for DynamoOrders {
 // idle worker threads cost CPU on every wake-up.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    let _telemetry = bookstore_aws::init_telemetry("orders", "info");
     let settings: Settings = settings::load()?;
     let config = sdk_config(&settings.aws).await;
     let orders = DynamoOrders::new(aws_sdk_dynamodb::Client::new(&config), settings.orders.orders_table);

@@ -53,7 +53,7 @@ struct StatusQuery {
 // idle worker threads cost CPU on every wake-up.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    let _telemetry = bookstore_aws::init_telemetry("system-status", "info");
     let settings: Settings = settings::load()?;
     let config = sdk_config(&settings.aws).await;
     let queues = [("orders", settings.order_queue_url), ("dead-letter", settings.dead_letter_queue_url)]

@@ -50,6 +50,10 @@ pub struct NodeConfig {
     /// for election.
     #[arg(long, default_value_t = 500)]
     pub election_timeout_ms: u64,
+    /// Where the node sends its traces and metrics (an OTLP/HTTP collector's base URL); none
+    /// if unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// Build a snapshot (and compact the log) after this many new log entries.
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_every: u64,

@@ -9,6 +9,7 @@
 //!   and how domain results become HTTP answers
 //! - [`app`]: what the handlers share, and what the cluster answers (`Placed`, `ClusterError`)
 //! - [`command`]: what the Raft log carries
+//! - [`metrics`]: the node's Raft state as OpenTelemetry gauges
 //! - [`node`]: starting a node from its [`config`]
 //! - [`peer`]: how the cluster reaches a node (what the membership stores)
 //! - [`secret`]: the cluster secret that guards the Raft RPCs and membership changes
@@ -18,6 +19,7 @@ pub mod app;
 pub mod command;
 pub mod config;
 pub mod health;
+pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod peer;

@@ -3,7 +3,6 @@
 use clap::Parser;
 use raft_node::NodeConfig;
 use raft_node::health::HealthCheck;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() {
@@ -22,10 +21,7 @@ async fn main() {
         return;
     }
     let config = NodeConfig::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn")))
-        .with_writer(std::io::stderr)
-        .init();
+    let _telemetry = bookstore_telemetry::init_to("raft-node", "info,openraft=warn", config.otlp_endpoint.as_deref());
     if let Err(e) = raft_node::node::run(config, shutdown_signal()).await {
         eprintln!("raft-node: error: {e}");
         std::process::exit(1);

@@ -97,6 +97,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     }
     bootstrap(&raft, &config).await?;
 
+    crate::metrics::observe(&raft, config.id);
     let app = Arc::new(App { id: config.id, raft: raft.clone(), state, log, config, http, secret });
     tracing::info!(node_id = app.id, addr = %app.config.addr, raft_addr = ?app.config.raft_addr, "serving");
     let shutdown = shutdown.shared();
