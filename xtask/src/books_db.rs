@@ -49,13 +49,22 @@ impl BooksDbCluster {
     /// Starts three nodes on the ports from `first_port` (0: free ports), with their data in
     /// `data_dir` (processes: a temporary data dir goes with its folder) or in compose volumes
     /// named after it (containers: removed at the end when `temporary`); waits for a leader.
-    pub async fn start(mode: BooksDbMode, first_port: u16, data_dir: &Path, temporary: bool) -> Result<Self> {
+    /// Process nodes send their telemetry to `otlp_endpoint`; containers, on their own network,
+    /// send none.
+    pub async fn start(
+        mode: BooksDbMode,
+        first_port: u16,
+        data_dir: &Path,
+        temporary: bool,
+        otlp_endpoint: Option<&str>,
+    ) -> Result<Self> {
         let ports = if first_port == 0 { free_ports()? } else { [first_port, first_port + 1, first_port + 2] };
         let nodes = match mode {
             BooksDbMode::Processes => {
                 let binary = crate::build_release("raft-node")?;
                 let addrs = ports.iter().map(|port| format!("127.0.0.1:{port}")).collect();
-                BooksDbNodes::Processes(LocalCluster::start_kept(&binary, data_dir.join("books-db"), addrs, &[])?)
+                let otlp: Vec<&str> = otlp_endpoint.into_iter().flat_map(|url| ["--otlp-endpoint", url]).collect();
+                BooksDbNodes::Processes(LocalCluster::start_kept(&binary, data_dir.join("books-db"), addrs, &otlp)?)
             }
             BooksDbMode::Containers => {
                 crate::images::build_raft_node()?;

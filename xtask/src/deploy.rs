@@ -129,7 +129,8 @@ impl LocalDeployment {
             .with_context(|| format!("binding the storefront's port {}", options.storefront_port))?;
 
         let books_db =
-            BooksDbCluster::start(options.books_db, options.books_db_port, &data_dir.path, !data_dir.is_kept()).await?;
+            BooksDbCluster::start(options.books_db, options.books_db_port, &data_dir.path, !data_dir.is_kept(), None)
+                .await?;
 
         let port = crate::stack::addr(options.port)?.port();
         let endpoint = format!("http://127.0.0.1:{port}");

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
 
 use crate::faults::FaultControls;
+use crate::gateway_telemetry::{GatewayTelemetry, RequestSpan};
 use crate::rate_limit::{self, CheckoutLimit};
 use crate::template::Route;
 
@@ -22,32 +23,43 @@ struct Upstream {
     http: reqwest::Client,
     /// `http://127.0.0.1:PORT` of `cargo lambda watch`.
     watch: String,
+    telemetry: Option<Arc<GatewayTelemetry>>,
+}
+
+/// What the gateway serves besides the functions and `web/`.
+#[derive(Default)]
+pub struct Extras {
+    /// POSTs to `/checkout` beyond it are a 429.
+    pub limit: Option<CheckoutLimit>,
+    /// The fault controls' `/faults` routes.
+    pub faults: Option<Arc<FaultControls>>,
+    /// A span and a count per request, its trace passed on to the function.
+    pub telemetry: Option<Arc<GatewayTelemetry>>,
+    /// `http://127.0.0.1:PORT/prometheus` of Prometheus, served under `/prometheus` (the
+    /// dashboard's queries); without it, `/prometheus` says how to get it.
+    pub prometheus: Option<String>,
 }
 
 /// The route whose requests `limit` counts.
 const LIMITED_PATH: &str = "/checkout";
 
 /// Routes `(route, function binary)` to the functions; a known path with another method is a
-/// JSON 405, anything else that is not a file of `web/` a JSON 404. With `limit`, POSTs to
-/// `/checkout` beyond it are a 429; with `faults`, the fault controls' `/faults` routes are
-/// served too (serve with `into_make_service_with_connect_info`, so that each client address is
-/// counted alone, and the fault controls know who asks).
-pub fn router(
-    routes: &[(Route, String)],
-    watch: String,
-    limit: Option<CheckoutLimit>,
-    faults: Option<Arc<FaultControls>>,
-) -> anyhow::Result<Router> {
-    let upstream = Arc::new(Upstream { http: reqwest::Client::builder().no_proxy().build()?, watch });
+/// JSON 405, anything else that is not a file of `web/` a JSON 404; and what `extras` adds
+/// (serve with `into_make_service_with_connect_info`, so that each client address is counted
+/// alone, and the fault controls know who asks).
+pub fn router(routes: &[(Route, String)], watch: String, extras: Extras) -> anyhow::Result<Router> {
+    let Extras { limit, faults, telemetry, prometheus } = extras;
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let upstream = Arc::new(Upstream { http: http.clone(), watch, telemetry });
     // One method router per path, so that each has the one 405 fallback.
     let mut paths: BTreeMap<&str, MethodRouter<Arc<Upstream>>> = BTreeMap::new();
     for (route, function) in routes {
         let method = Method::from_bytes(route.method.as_bytes())?;
         let filter = MethodFilter::try_from(method)?;
-        let function = function.clone();
+        let (function, path) = (function.clone(), route.path.clone());
         let handler = move |State(upstream): State<Arc<Upstream>>, request: Request| {
-            let function = function.clone();
-            async move { forward(&upstream, &function, request).await }
+            let (function, path) = (function.clone(), path.clone());
+            async move { forward(&upstream, &function, &path, request).await }
         };
         let methods = paths.remove(route.path.as_str()).unwrap_or_default();
         paths.insert(&route.path, methods.on(filter, handler));
@@ -73,6 +85,7 @@ pub fn router(
         .call_fallback_on_method_not_allowed(true)
         .fallback(axum::routing::any(not_found));
     let router = router.fallback_service(files).with_state(upstream);
+    let router = router.merge(prometheus_routes(http, prometheus));
     Ok(match faults {
         Some(controls) => router.merge(crate::faults::routes(controls)),
         None => router,
@@ -103,7 +116,60 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
-async fn forward(upstream: &Upstream, function: &str, request: Request) -> Response {
+/// `/prometheus/…` to Prometheus (GET only: its UI and query API), or a 503 saying how to get it.
+fn prometheus_routes(http: reqwest::Client, prometheus: Option<String>) -> Router {
+    let proxy = move |request: Request| {
+        let (http, prometheus) = (http.clone(), prometheus.clone());
+        async move {
+            let Some(base) = prometheus else {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no_prometheus",
+                    "Prometheus is not running: install Debian's prometheus package and start the stack again",
+                );
+            };
+            let path = request.uri().path_and_query().map_or("", |p| p.as_str());
+            let rest = path.strip_prefix(crate::prometheus::ROUTE_PREFIX).unwrap_or(path);
+            match http.get(format!("{base}{rest}")).send().await {
+                Ok(answer) => {
+                    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+                    let content_type = answer.headers().get(header::CONTENT_TYPE).cloned();
+                    match answer.bytes().await {
+                        Ok(bytes) => {
+                            let mut response = (status, bytes).into_response();
+                            if let Some(content_type) = content_type {
+                                response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+                            }
+                            response
+                        }
+                        Err(_) => error(StatusCode::BAD_GATEWAY, "prometheus_unreachable", "Prometheus did not answer"),
+                    }
+                }
+                Err(_) => error(StatusCode::BAD_GATEWAY, "prometheus_unreachable", "Prometheus did not answer"),
+            }
+        }
+    };
+    let prefix = crate::prometheus::ROUTE_PREFIX;
+    Router::new()
+        .route(prefix, axum::routing::get(proxy.clone()))
+        .route(&format!("{prefix}/{{*rest}}"), axum::routing::get(proxy))
+}
+
+async fn forward(upstream: &Upstream, function: &str, route: &str, request: Request) -> Response {
+    let span = upstream.telemetry.as_ref().map(|t| t.start(request.method().as_str(), route, request.headers()));
+    let answer = send_to_function(upstream, function, span.as_ref(), request).await;
+    if let (Some(telemetry), Some(span)) = (&upstream.telemetry, span) {
+        telemetry.end(span, route, answer.status().as_u16());
+    }
+    answer
+}
+
+async fn send_to_function(
+    upstream: &Upstream,
+    function: &str,
+    span: Option<&RequestSpan>,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
         return error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the body is larger than 10 MiB");
@@ -115,6 +181,21 @@ async fn forward(upstream: &Upstream, function: &str, request: Request) -> Respo
     for name in [header::CONTENT_TYPE, header::ORIGIN, header::ACCEPT, idempotency_key] {
         if let Some(value) = parts.headers.get(&name) {
             forwarded = forwarded.header(name.as_str(), value.as_bytes());
+        }
+    }
+    // The function continues the gateway's span, or else the client's trace.
+    match span {
+        Some(span) => {
+            for (name, value) in span.headers() {
+                forwarded = forwarded.header(name, value);
+            }
+        }
+        None => {
+            for name in ["traceparent", "tracestate"] {
+                if let Some(value) = parts.headers.get(name) {
+                    forwarded = forwarded.header(name, value.as_bytes());
+                }
+            }
         }
     }
     match forwarded.send().await {
@@ -174,7 +255,8 @@ mod tests {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
         let watch = format!("http://{}", closed.local_addr().expect("its address"));
         drop(closed);
-        let router = router(&routes, watch, limit, None).expect("the gateway's router");
+        let extras = Extras { limit, ..Extras::default() };
+        let router = router(&routes, watch, extras).expect("the gateway's router");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let url = format!("http://{}", listener.local_addr().expect("its address"));
         let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();

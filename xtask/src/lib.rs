@@ -3,7 +3,7 @@
 
 pub mod bench;
 pub mod books_db;
-pub mod browser;
+pub mod collector;
 pub mod containers;
 pub mod data_dir;
 pub mod deploy;
@@ -12,9 +12,11 @@ pub mod faults;
 pub mod fraud_model;
 pub mod functions;
 pub mod gateway;
+pub mod gateway_telemetry;
 pub mod images;
 pub mod nemesis;
 pub mod poller;
+pub mod prometheus;
 pub mod rate_limit;
 pub mod recovery;
 pub mod redrive;
@@ -23,6 +25,7 @@ pub mod scheduler;
 pub mod stack;
 pub mod supervisor;
 pub mod template;
+pub mod test_packages;
 pub mod up;
 pub mod venv;
 

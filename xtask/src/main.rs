@@ -2,7 +2,7 @@
 //! `cargo xtask images` builds the container images, `cargo xtask nemesis` checks the books
 //! database under faults, `cargo xtask bench raft` measures it against etcd.
 
-use xtask::{bench, browser, cargo, deploy, fraud_model, images, nemesis, redrive, up, venv};
+use xtask::{bench, cargo, deploy, fraud_model, images, nemesis, redrive, test_packages, up, venv};
 
 use std::process::ExitCode;
 
@@ -71,9 +71,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Task::Test => {
-            // Without the browser every other test still runs; the browser test then fails and
-            // says what to install.
-            if let Err(e) = browser::ensure() {
+            // Without them every other test still runs; the browser and metrics tests then fail
+            // and say what to install.
+            if let Err(e) = test_packages::ensure() {
                 eprintln!("xtask: warning: {e:#}");
             }
             cargo(&["test", "--workspace", "--all-targets"])

@@ -91,6 +91,8 @@ impl QueuePoller {
             .max_number_of_messages(self.batch_size.clamp(1, 10))
             .wait_time_seconds(1)
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            // The order's trace is one of them.
+            .message_attribute_names("All")
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("receiving: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
@@ -176,7 +178,7 @@ impl QueuePoller {
         Ok(())
     }
 
-    /// A message as a record of a Lambda SQS event.
+    /// A message as a record of a Lambda SQS event: what AWS's event source mapping hands on.
     fn record(&self, message: &Message) -> Value {
         let attributes: serde_json::Map<String, Value> = message
             .attributes()
@@ -190,10 +192,28 @@ impl QueuePoller {
             "body": message.body(),
             "md5OfBody": message.md5_of_body(),
             "attributes": attributes,
-            "messageAttributes": {},
+            "messageAttributes": message_attributes(message),
             "eventSource": "aws:sqs",
             "eventSourceARN": self.queue_arn,
             "awsRegion": REGION,
         })
     }
+}
+
+/// A message's own attributes as a Lambda SQS event has them (`stringValue`, `binaryValue` in
+/// base64, `dataType`).
+fn message_attributes(message: &Message) -> Value {
+    use base64::Engine as _;
+    let attributes = message.message_attributes().into_iter().flatten().map(|(name, value)| {
+        let binary = value.binary_value().map(|b| base64::engine::general_purpose::STANDARD.encode(b.as_ref()));
+        let attribute = json!({
+            "stringValue": value.string_value(),
+            "binaryValue": binary,
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": value.data_type(),
+        });
+        (name.clone(), attribute)
+    });
+    Value::Object(attributes.collect())
 }

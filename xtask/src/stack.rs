@@ -22,10 +22,13 @@ use tokio_util::sync::CancellationToken;
 pub use crate::emulator::AwsEmulator;
 
 use crate::books_db::{BooksDbCluster, BooksDbMode};
+use crate::collector::Collector;
 use crate::data_dir::DataDir;
 use crate::emulator::{REGION, emulator_clients};
 use crate::faults::FaultControls;
 use crate::functions::{self, WATCH};
+use crate::gateway::Extras;
+use crate::gateway_telemetry::GatewayTelemetry;
 use crate::poller::QueuePoller;
 use crate::rate_limit::CheckoutLimit;
 use crate::sam_local::SamLocal;
@@ -63,6 +66,20 @@ pub struct StackOptions {
     pub sam_local: bool,
     /// Serve the fault controls (see [`crate::faults`]).
     pub fault_controls: bool,
+    /// Where the functions, the nodes and the gateway send their traces and metrics.
+    pub telemetry: TelemetryTarget,
+}
+
+/// Where telemetry goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TelemetryTarget {
+    /// The stack's own [`Collector`] (and Prometheus scraping it).
+    #[default]
+    Collector,
+    /// An OTLP/HTTP collector's base URL.
+    Endpoint(String),
+    /// Nowhere: no exporter in any process (the benchmarks' baseline).
+    Off,
 }
 
 impl StackOptions {
@@ -82,6 +99,7 @@ impl StackOptions {
             schedule_every: None,
             sam_local: false,
             fault_controls: false,
+            telemetry: TelemetryTarget::Collector,
         }
     }
 }
@@ -104,9 +122,15 @@ pub struct Stack {
     /// The storefront with its fault controls unlocked (the cluster secret in the URL's
     /// fragment, which the browser does not send), when they are served.
     pub fault_controls_url: Option<String>,
+    /// The stack's telemetry collector (see [`crate::collector`]), at `collector_url`.
+    pub collector: Arc<Collector>,
+    pub collector_url: String,
+    /// Prometheus scraping the collector, when Debian's package is installed.
+    pub prometheus_url: Option<String>,
     pub logs: PathBuf,
     processes: Processes,
     gateway: tokio::task::JoinHandle<()>,
+    collector_task: tokio::task::JoinHandle<()>,
     /// The event source mappings, and the tasks running them.
     mappings: Vec<QueuePoller>,
     pollers: Vec<tokio::task::JoinHandle<()>>,
@@ -129,8 +153,31 @@ impl Stack {
         let mut resolver = resolver(&template, &options.parameters);
         let resources = crate::emulator::create_resources(&template, &aws_endpoint, &mut resolver).await?;
 
-        let books_db =
-            BooksDbCluster::start(options.books_db, options.books_db_port, &data_dir.path, !data_dir.is_kept()).await?;
+        let collector = Arc::new(Collector::default());
+        let (collector_url, collector_task) = serve_collector(collector.clone()).await?;
+        let prometheus_url = match crate::prometheus::binary() {
+            Some(binary) => {
+                let target = collector_url.trim_start_matches("http://");
+                Some(
+                    crate::prometheus::start(&binary, addr(0)?, target, &data_dir.path, &data_dir.logs, &mut processes)
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let otlp_endpoint = match &options.telemetry {
+            TelemetryTarget::Collector => Some(collector_url.clone()),
+            TelemetryTarget::Endpoint(url) => Some(url.clone()),
+            TelemetryTarget::Off => None,
+        };
+        let books_db = BooksDbCluster::start(
+            options.books_db,
+            options.books_db_port,
+            &data_dir.path,
+            !data_dir.is_kept(),
+            otlp_endpoint.as_deref(),
+        )
+        .await?;
         resolver.refs.insert("BooksDbUrl".into(), books_db.urls().join(","));
         release_orphaned_reservations(&books_db, &aws_endpoint, &resources).await?;
         // Knobs set from the fault controls last for the run that set them (a read first: a
@@ -151,19 +198,30 @@ impl Stack {
         }
         resolver.refs.insert("EmulatorEndpointUrl".into(), aws_endpoint.clone());
         resolver.refs.insert("LambdaEndpointUrl".into(), watch_url.clone());
+        resolver.refs.insert("OtlpEndpoint".into(), otlp_endpoint.clone().unwrap_or_default());
         let function_env = functions::environment(&functions, &resolver)?;
-        let env_file = data_dir.path.join("functions.env");
-        functions::write_env_file(&function_env, &env_file)?;
         let sam_local = match options.sam_local {
-            true => Some(SamLocal::start(&function_env, &data_dir.path.join("sam-env.json")).await?),
+            true => {
+                // Not from `sam local`'s containers, which cannot reach this machine's loopback.
+                let mut env = function_env.clone();
+                env.insert(OTLP_ENDPOINT_VARIABLE.into(), String::new());
+                Some(SamLocal::start(&env, &data_dir.path.join("sam-env.json")).await?)
+            }
             false => None,
         };
+        let env_file = data_dir.path.join("functions.env");
+        functions::write_env_file(&function_env, &env_file)?;
         let watch = functions::watch_command(&venv, watch_addr.port(), options.release, &env_file);
         processes.push(WATCH, spawn_logged(watch, &data_dir.logs.join("cargo-lambda-watch.log"))?, Stop::Kill);
 
         let fault_secret = fault_controls.as_ref().map(|_| books_db.secret().to_string());
-        let (gateway_url, gateway) =
-            serve_gateway(&functions, options.gateway_port, &watch_url, options.checkout_limit, fault_controls).await?;
+        let extras = Extras {
+            limit: options.checkout_limit.map(CheckoutLimit::per_minute),
+            faults: fault_controls,
+            telemetry: otlp_endpoint.as_deref().map(|url| Arc::new(GatewayTelemetry::new(url))),
+            prometheus: prometheus_url.clone(),
+        };
+        let (gateway_url, gateway) = serve_gateway(&functions, options.gateway_port, &watch_url, extras).await?;
         let fault_controls_url = fault_secret.map(|secret| format!("{gateway_url}/#faults={secret}"));
         let (_, sqs) = emulator_clients(&aws_endpoint);
         let mappings = QueuePoller::for_functions(&functions, &resources, &resolver, &sqs, &watch_url)?;
@@ -178,9 +236,13 @@ impl Stack {
             resources,
             sam_local,
             fault_controls_url,
+            collector,
+            collector_url,
+            prometheus_url,
             logs: data_dir.logs.clone(),
             processes,
             gateway,
+            collector_task,
             mappings,
             pollers: Vec::new(),
             pollers_stop: CancellationToken::new(),
@@ -201,6 +263,7 @@ impl Stack {
     /// that it saves its state, and the books database.
     pub async fn shutdown(mut self) {
         self.gateway.abort();
+        self.collector_task.abort();
         for timer in &self.schedules {
             timer.abort();
         }
@@ -241,6 +304,7 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         self.gateway.abort();
+        self.collector_task.abort();
         for timer in &self.schedules {
             timer.abort();
         }
@@ -310,20 +374,33 @@ async fn serve_gateway(
     functions: &[FunctionSpec],
     port: u16,
     watch_url: &str,
-    checkout_limit: Option<NonZeroU32>,
-    fault_controls: Option<Arc<FaultControls>>,
+    extras: Extras,
 ) -> Result<(String, tokio::task::JoinHandle<()>)> {
     let routes: Vec<(Route, String)> =
         functions.iter().flat_map(|f| f.routes.iter().map(|r| (r.clone(), f.binary.clone()))).collect();
     let listener = tokio::net::TcpListener::bind(addr(port)?).await.context("binding the gateway")?;
     let url = format!("http://{}", listener.local_addr()?);
-    let limit = checkout_limit.map(CheckoutLimit::per_minute);
-    let router = crate::gateway::router(&routes, watch_url.to_string(), limit, fault_controls)?;
+    let router = crate::gateway::router(&routes, watch_url.to_string(), extras)?;
     // Each client's address, for the checkout limit and the fault controls.
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, service).await {
             eprintln!("gateway stopped: {e}");
+        }
+    });
+    Ok((url, task))
+}
+
+/// The functions' variable for where telemetry goes (the template's `OtlpEndpoint`).
+const OTLP_ENDPOINT_VARIABLE: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// Serves the telemetry collector on a free port; its URL and task.
+async fn serve_collector(collector: Arc<Collector>) -> Result<(String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr(0)?).await.context("binding the telemetry collector")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, crate::collector::routes(collector)).await {
+            eprintln!("telemetry collector stopped: {e}");
         }
     });
     Ok((url, task))

@@ -1,5 +1,6 @@
-//! The browser of the storefront's test: Debian's Chromium and its WebDriver (no browser is ever
-//! downloaded at run time).
+//! The Debian packages the tests use from the system: Chromium and its WebDriver (the storefront's
+//! browser test; no browser is ever downloaded at run time) and Prometheus (the embedded default's
+//! metrics backend, which the dashboard and its test read).
 
 use std::path::Path;
 use std::process::Command;
@@ -8,29 +9,35 @@ use anyhow::{Context, Result, bail};
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const PACKAGES: [&str; 2] = ["chromium", "chromium-driver"];
+pub const PROMETHEUS: &str = "/usr/bin/prometheus";
 
-fn installed() -> bool {
-    Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists()
+/// Each package and the file it brings.
+const PACKAGES: [(&str, &str); 3] =
+    [("chromium", CHROMIUM), ("chromium-driver", CHROMEDRIVER), ("prometheus", PROMETHEUS)];
+
+fn missing() -> Vec<&'static str> {
+    PACKAGES.iter().filter(|(_, file)| !Path::new(file).exists()).map(|(package, _)| *package).collect()
 }
 
-/// Installs Debian's `chromium` and `chromium-driver` when they are missing and this runs as root
-/// on a machine with apt-get; elsewhere says what to install.
+/// Installs the packages that are missing when this runs as root on a machine with apt-get;
+/// elsewhere says what to install.
 pub fn ensure() -> Result<()> {
-    if installed() {
+    let missing = missing();
+    if missing.is_empty() {
         return Ok(());
     }
     let root = nix::unistd::geteuid().is_root();
     let apt = Command::new("apt-get").arg("--version").output().is_ok_and(|o| o.status.success());
     if !(root && apt) {
         bail!(
-            "the browser test needs Debian's Chromium: run `sudo apt-get install {}` (or your system's chromium and chromedriver at {CHROMIUM} and {CHROMEDRIVER})",
-            PACKAGES.join(" ")
+            "the browser and metrics tests need Debian's packages: run `sudo apt-get install {}` (or your system's equivalents at {})",
+            missing.join(" "),
+            PACKAGES.iter().map(|(_, file)| *file).collect::<Vec<_>>().join(", ")
         );
     }
-    eprintln!("installing Debian's {} for the browser test...", PACKAGES.join(" and "));
+    eprintln!("installing Debian's {} for the tests...", missing.join(" and "));
     for args in
-        [&["update", "-qq"][..], &[&["install", "-y", "-qq", "--no-install-recommends"][..], &PACKAGES[..]].concat()]
+        [&["update", "-qq"][..], &[&["install", "-y", "-qq", "--no-install-recommends"][..], &missing[..]].concat()]
     {
         let status = Command::new("apt-get")
             .args(args)
@@ -41,8 +48,9 @@ pub fn ensure() -> Result<()> {
             bail!("apt-get {} failed ({status})", args.join(" "));
         }
     }
-    if !installed() {
-        bail!("apt-get installed {} but {CHROMIUM} or {CHROMEDRIVER} is still missing", PACKAGES.join(" "));
+    let still = self::missing();
+    if !still.is_empty() {
+        bail!("apt-get ran but {} is still missing", still.join(" and "));
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 
 use crate::books_db::BooksDbMode;
-use crate::stack::{AwsEmulator, Stack, StackOptions};
+use crate::stack::{AwsEmulator, Stack, StackOptions, TelemetryTarget};
 
 #[derive(clap::Args)]
 pub struct Up {
@@ -53,6 +53,11 @@ pub struct Up {
     /// secret (the link printed at start carries it).
     #[arg(long)]
     fault_controls: bool,
+    /// Send the traces and metrics of the functions, the nodes and the gateway to this
+    /// OTLP/HTTP collector (protobuf) instead of the stack's own, which feeds `/metrics`,
+    /// Prometheus and the dashboard.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 pub fn run(options: Up) -> Result<()> {
@@ -96,6 +101,10 @@ pub fn run(options: Up) -> Result<()> {
             // this stack.
             sam_local: crate::sam_local::available(),
             fault_controls: options.fault_controls,
+            telemetry: match options.otlp_endpoint.filter(|url| !url.trim().is_empty()) {
+                Some(url) => TelemetryTarget::Endpoint(url),
+                None => TelemetryTarget::Collector,
+            },
         });
         let stack = tokio::select! {
             stack = start => stack?,
@@ -109,6 +118,16 @@ pub fn run(options: Up) -> Result<()> {
         if let Some(url) = &stack.fault_controls_url {
             println!("  fault controls (this machine only; the link carries the cluster secret): {url}");
         }
+        match &stack.prometheus_url {
+            Some(prometheus) => {
+                println!("  dashboard: {}/dashboard.html (Prometheus: {prometheus})", stack.gateway_url)
+            }
+            None => println!(
+                "  dashboard: {}/dashboard.html needs Prometheus: apt-get install prometheus, then start again",
+                stack.gateway_url
+            ),
+        }
+        println!("  metrics (Prometheus text): {}/metrics; traces: {}/traces?orderId=ID", stack.collector_url, stack.collector_url);
         println!("  try: curl -s {}/books | head -c 300", stack.gateway_url);
         println!("  books database: {}", stack.books_db.urls().join(","));
         println!(

@@ -134,7 +134,7 @@ async fn a_short_nemesis_run_is_linearizable_and_loses_no_write() {
 async fn the_embedded_defaults_container_books_db_keeps_its_data_across_restarts() {
     let _one = one_cluster_at_a_time().await;
     let data = tempfile::tempdir().unwrap();
-    let start = || BooksDbCluster::start(BooksDbMode::Containers, 0, data.path(), false);
+    let start = || BooksDbCluster::start(BooksDbMode::Containers, 0, data.path(), false, None);
     let first = start().await.expect("the container books database starts");
     let version = first.client().unwrap().set("kept", json!("across restarts")).await.unwrap();
     drop(first);

@@ -35,6 +35,7 @@ async fn checkout_on_the_embedded_default(aws: AwsEmulator) {
     let mut client = Client::new(stack);
 
     the_stack_matches_the_template(&client).await;
+    one_checkout_moves_the_metrics_and_is_one_trace(&client).await;
     an_approved_order_is_committed_and_its_clocks_capture_the_graph(&client).await;
     each_kind_of_rejection_has_its_reason(&client).await;
     bad_input_gets_its_answer_and_never_a_5xx(&client).await;
@@ -82,6 +83,117 @@ async fn the_stack_matches_the_template(client: &Client) {
     assert!(books.iter().any(|b| b["stock"].as_u64() > Some(0)), "the live stock is listed, not zeros");
     let (status, answer) = client.get("/nowhere").await;
     assert_eq!((status, &answer["error"]["code"]), (404, &json!("not_found")));
+}
+
+/// The sum of the series of `metric` whose labels include every one of `labels`, in Prometheus
+/// text as the collector serves it.
+fn metric_sum(text: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (name, rest) = series.split_once('{').unwrap_or((series, ""));
+            (name == metric && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+                .then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+async fn collector_get(client: &Client, path: &str) -> reqwest::Response {
+    let url = format!("{}{path}", client.stack.collector_url);
+    client.http.get(url).send().await.expect("the collector answers")
+}
+
+/// OpenTelemetry end to end: the functions, the nodes and the gateway export to the stack's
+/// collector. One checkout moves the order, execution and latency series by one, the nodes'
+/// gauges are there, Prometheus scrapes them; and the checkout is one trace, from the gateway
+/// through the checkout, the three services and, across the queue, the executor and payment.
+async fn one_checkout_moves_the_metrics_and_is_one_trace(client: &Client) {
+    let counted: [(&str, &[(&str, &str)]); 5] = [
+        ("bookstore_orders_total", &[("outcome", "approved")]),
+        ("bookstore_checkout_seconds_count", &[("outcome", "approved")]),
+        ("bookstore_executions_total", &[("outcome", "committed")]),
+        ("bookstore_two_phase_commit_seconds_count", &[("outcome", "committed")]),
+        ("bookstore_order_queued_seconds_count", &[("delivery", "first")]),
+    ];
+    let before = collector_get(client, "/metrics").await.text().await.unwrap();
+    let before: Vec<f64> = counted.iter().map(|(name, labels)| metric_sum(&before, name, labels)).collect();
+    let answer = client.checkout(&order(json!({}))).await;
+    assert_eq!(answer["status"], "Order Approved", "{answer}");
+    let order_id = answer["orderId"].as_str().unwrap().to_string();
+    let recorded = client.wait_until_executed(&order_id).await;
+    assert_eq!(recorded["status"], "committed", "{recorded}");
+    client.get("/status").await;
+
+    // Metrics go out every five seconds.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let text = collector_get(client, "/metrics").await.text().await.unwrap();
+        let now: Vec<f64> = counted.iter().map(|(name, labels)| metric_sum(&text, name, labels)).collect();
+        let moved = now.iter().zip(&before).all(|(now, before)| *now == before + 1.0);
+        let gauges = ["raft_term", "raft_commit_lag", "bookstore_queue_messages", "gateway_requests_total"]
+            .iter()
+            .all(|name| text.lines().any(|l| l.starts_with(&format!("{name}{{"))));
+        if moved && gauges {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "the counters did not move by one checkout ({before:?} → {now:?}):\n{text}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    for node in client.stack.books_db.urls().iter().enumerate().map(|(i, _)| (i + 1).to_string()) {
+        assert!(metric_sum(&text, "raft_term", &[("node_id", &node)]) >= 1.0, "node {node}'s term:\n{text}");
+    }
+    assert_eq!(metric_sum(&text, "raft_is_leader", &[]), 1.0, "one leader:\n{text}");
+    assert_eq!(metric_sum(&text, "bookstore_checkouts_in_flight", &[]), 0.0, "{text}");
+    assert!(metric_sum(&text, "bookstore_checkout_seconds_sum", &[("outcome", "approved")]) > 0.0, "{text}");
+
+    // Prometheus scrapes the collector, and the dashboard's queries reach it through the gateway.
+    assert!(client.stack.prometheus_url.is_some(), "Prometheus runs (install Debian's prometheus package)");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, answer) = client.get("/prometheus/api/v1/query?query=sum(bookstore_orders_total)").await;
+        assert_eq!(status, 200, "{answer}");
+        let value = answer["data"]["result"][0]["value"][1].as_str().and_then(|v| v.parse::<f64>().ok());
+        if value.is_some_and(|v| v >= 1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Prometheus has no orders: {answer}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // The trace: every span that names the order, and every span of their traces.
+    let wanted = [
+        "gateway",
+        "checkout",
+        "transaction-verification",
+        "fraud-detection",
+        "suggestions",
+        "order-executor",
+        "payment",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let spans = loop {
+        let answer: Value = collector_get(client, &format!("/traces?orderId={order_id}")).await.json().await.unwrap();
+        let spans = answer["spans"].as_array().unwrap().clone();
+        let services: std::collections::BTreeSet<&str> = spans.iter().filter_map(|s| s["service"].as_str()).collect();
+        if wanted.iter().all(|w| services.contains(w)) {
+            break spans;
+        }
+        assert!(Instant::now() < deadline, "not every service's spans ({services:?}): {answer}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let traces: std::collections::BTreeSet<&str> = spans.iter().filter_map(|s| s["traceId"].as_str()).collect();
+    assert_eq!(traces.len(), 1, "one trace id across the checkout, the queue and the executor: {spans:#?}");
+    let ids: std::collections::BTreeSet<&str> = spans.iter().filter_map(|s| s["spanId"].as_str()).collect();
+    let roots: Vec<&Value> = spans.iter().filter(|s| s["parentSpanId"] == "").collect();
+    assert_eq!(roots.len(), 1, "one root: {roots:#?}");
+    assert_eq!((roots[0]["service"].as_str(), roots[0]["name"].as_str()), (Some("gateway"), Some("POST /checkout")));
+    for span in &spans {
+        let parent = span["parentSpanId"].as_str().unwrap();
+        assert!(parent.is_empty() || ids.contains(parent), "a span whose parent is not in the trace: {span}");
+    }
+    let executed = spans.iter().find(|s| s["service"] == "order-executor" && s["name"] == "order message").unwrap();
+    assert_eq!(executed["attributes"]["order_id"], order_id.as_str(), "{executed}");
 }
 
 async fn an_approved_order_is_committed_and_its_clocks_capture_the_graph(client: &Client) {
@@ -389,6 +501,14 @@ async fn no_card_number_is_logged_or_stored(client: &Client) {
     assert!(scan.count() > 10);
     let stored = format!("{:?}", scan.items());
     assert!(!stored.contains("4111111111111111") && !stored.contains(CARD), "an order holds a card number");
+    // Nor does any telemetry: the spans, their events (the log lines), the metrics.
+    let spans = client.stack.collector.spans();
+    assert!(spans.iter().any(|s| !s.events.is_empty()), "the spans and their events were received");
+    let spans = serde_json::to_string(&spans).unwrap();
+    let metrics = client.stack.collector.prometheus_text();
+    for number in ["4111111111111111", CARD] {
+        assert!(!spans.contains(number) && !metrics.contains(number), "telemetry holds a card number");
+    }
 }
 
 /// The catalog's 503 says what happened in fixed words; the cause, which names the nodes, is the

@@ -16,9 +16,9 @@ use fantoccini::elements::Element;
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use xtask::browser::{CHROMEDRIVER, CHROMIUM};
 use xtask::stack::{AwsEmulator, Stack, StackOptions};
 use xtask::supervisor::{Processes, Stop, spawn_logged};
+use xtask::test_packages::{CHROMEDRIVER, CHROMIUM};
 
 /// Long enough for an order to pass the queue, retries included.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -339,6 +339,21 @@ async fn a_shopper_buys_two_books_in_chromium() {
     assert_eq!(answer["body"]["status"], "Order Approved", "{answer}");
     assert!(answer["body"]["suggestedBooks"].is_array(), "{answer}");
 
+    // The dashboard: Prometheus's series of the orders this test placed, drawn.
+    page.goto(&format!("{}/dashboard.html", stack.gateway_url)).await.unwrap();
+    let legend = wait_for_text(page, "#chart-orders .legend", |t| t.contains("approved")).await;
+    assert!(legend.contains("approved: "), "{legend}");
+    let points = wait_for_attributes(page, "#chart-orders polyline", "points", |p| {
+        p.iter().any(|points| points.split(' ').count() >= 2)
+    })
+    .await;
+    assert!(!points.is_empty(), "the orders are drawn");
+    let terms = wait_for_text(page, "#chart-raft-term .legend", |t| t.matches("node ").count() == 3).await;
+    assert!(terms.contains("node 1: "), "{terms}");
+    wait_for_text(page, "#chart-checkout-latency .legend", |t| t.contains("95th percentile")).await;
+    assert!(text(page, "#message").await.is_empty(), "no error shown");
+    save_screenshot(page, "dashboard.png").await;
+
     browser.stop().await;
 }
 
@@ -350,7 +365,7 @@ async fn the_pages_logic_in_chromium() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let origin = format!("http://{}", listener.local_addr().unwrap());
     // Only web/: no routes, and no functions behind them.
-    let router = xtask::gateway::router(&[], "http://127.0.0.1:9".into(), None, None).unwrap();
+    let router = xtask::gateway::router(&[], "http://127.0.0.1:9".into(), Default::default()).unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
     let browser = Browser::start(logs.path()).await;
     let page = &browser.client;
@@ -433,12 +448,27 @@ async fn the_pages_logic_in_chromium() {
               ];
               const knobs = [['', '', ''], ['100', '200', '0.5'], ['100', '', '0'], ['200', '100', '0'], ['0', '40000', '0'], ['', '', '1.5'], ['1.5', '2', '0']]
                 .map(([delayMin, delayMax, failureRate]) => faults.readKnobs({ delayMin, delayMax, failureRate }));
+              const dashboard = await import('/js/dashboard.js');
+              const byOutcome = dashboard.CHARTS.find((c) => c.id === 'orders').series[0];
+              const byNode = dashboard.CHARTS.find((c) => c.id === 'raft-term').series[0];
+              const matrix = [{ metric: { outcome: 'approved' }, values: [[100, '1'], [105, 'NaN'], [110, '3']] }];
+              const drawn = dashboard.drawChart('Orders', dashboard.toSeries(byOutcome, matrix), 100, 110);
+              const dashboardText = {
+                series: dashboard.toSeries(byOutcome, matrix),
+                names: [dashboard.seriesName(byNode, { node_id: '2' }), dashboard.seriesName({ name: 'median' }, {}),
+                        dashboard.seriesName({ by: ['queue', 'state'] }, { queue: 'orders', state: 'waiting' })],
+                values: [0, 0.012345, 2.5, 1234.56, NaN].map(dashboard.formatValue),
+                points: drawn.querySelector('polyline').getAttribute('points'),
+                label: drawn.getAttribute('aria-label'),
+                empty: dashboard.drawChart('Orders', [], 100, 110).getAttribute('aria-label'),
+              };
               const raftLog = await import('/js/raft-log.js');
               const logText = {
                 keys: [[], ['stock/a'], ['a', 'b', 'c', 'd', 'e', 'f']].map(raftLog.describeKeys),
                 indexes: ['yes (Raft log index 42)', 'yes', undefined].map(raftLog.logIndexOf),
               };
               done({
+                dashboardText,
                 logText,
                 faults: { secrets, addresses, knobs },
                 elections,
@@ -498,6 +528,16 @@ async fn the_pages_logic_in_chromium() {
     ]);
     assert_eq!(results["elections"], elections, "leaders as the cluster view tells them");
 
+    let dashboard = &results["dashboardText"];
+    assert_eq!(dashboard["series"], json!([{"name": "approved", "points": [[100, 1], [110, 3]]}]), "NaN left out");
+    assert_eq!(dashboard["names"], json!(["node 2", "median", "orders waiting"]));
+    assert_eq!(dashboard["values"], json!(["0", "0.0123", "2.5", "1235", "–"]));
+    assert_eq!(
+        dashboard["points"], "0.0,82.7 320.0,8.0",
+        "from the left edge at a third of the top value to the top right"
+    );
+    assert_eq!(dashboard["label"], "Orders: approved 3");
+    assert_eq!(dashboard["empty"], "Orders: no data yet");
     assert_eq!(results["logText"]["keys"], json!(["", " (stock/a)", " (a, b, c, d and 2 more)"]));
     assert_eq!(results["logText"]["indexes"], json!([42, null, null]), "the entry a stock vote names");
 

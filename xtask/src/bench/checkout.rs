@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use serde_json::json;
 
 use super::load::drive;
-use crate::stack::{AwsEmulator, Stack, StackOptions};
+use crate::stack::{AwsEmulator, Stack, StackOptions, TelemetryTarget};
 
 #[derive(clap::Args)]
 pub struct CheckoutBench {
@@ -23,6 +23,10 @@ pub struct CheckoutBench {
     /// Concurrent clients, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 8, 32])]
     clients: Vec<usize>,
+    /// Run with no telemetry exported (the baseline of its cost); by default every process
+    /// sends traces and metrics to the stack's collector, as `cargo xtask up` runs.
+    #[arg(long)]
+    no_telemetry: bool,
 }
 
 /// Books to buy, one per checkout in turn: stock never runs out during a run (the executors are
@@ -40,7 +44,10 @@ pub async fn run(options: CheckoutBench) -> Result<()> {
         bail!("--seconds and every --clients value must be positive");
     }
     eprintln!("starting the embedded default on {} (release build)...", options.aws.name());
-    let mut stack = Stack::start(StackOptions { release: true, ..StackOptions::ephemeral(options.aws) }).await?;
+    let telemetry = if options.no_telemetry { TelemetryTarget::Off } else { TelemetryTarget::Collector };
+    eprintln!("telemetry: {telemetry:?}");
+    let options_for_stack = StackOptions { release: true, telemetry, ..StackOptions::ephemeral(options.aws) };
+    let mut stack = Stack::start(options_for_stack).await?;
     // The checkout alone: executing the orders would share moto with it (`bench orders` measures
     // both together).
     stack.stop_pollers().await;

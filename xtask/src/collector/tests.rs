@@ -1,0 +1,171 @@
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
+use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+
+use super::*;
+use std::collections::BTreeSet;
+
+/// The collector on a free port: its URL.
+async fn serve(collector: Arc<Collector>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, routes(collector)).await });
+    url
+}
+
+fn resource(service: &'static str) -> Resource {
+    Resource::builder().with_service_name(service).with_attribute(KeyValue::new("service.instance.id", "i-1")).build()
+}
+
+/// The real SDK's OTLP/HTTP exporters, as every process of the bookstore has them, send to the
+/// collector: counters, up-down counters and histograms come out as Prometheus series.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_sent_by_the_sdk_are_served_as_prometheus_text() {
+    let collector = Arc::new(Collector::default());
+    let url = serve(collector.clone()).await;
+    let provider = tokio::task::spawn_blocking(move || {
+        let exporter =
+            MetricExporter::builder().with_http().with_endpoint(format!("{url}/v1/metrics")).build().unwrap();
+        let reader = PeriodicReader::builder(exporter).with_interval(Duration::from_secs(3600)).build();
+        SdkMeterProvider::builder().with_reader(reader).with_resource(resource("checkout")).build()
+    })
+    .await
+    .unwrap();
+    let meter = provider.meter("test");
+    let orders = meter.u64_counter("bookstore_orders").with_description("checkouts decided").build();
+    orders.add(2, &[KeyValue::new("outcome", "approved")]);
+    orders.add(1, &[KeyValue::new("outcome", "rejected")]);
+    let in_flight = meter.i64_up_down_counter("bookstore.checkouts.in-flight").build();
+    in_flight.add(3, &[]);
+    in_flight.add(-1, &[]);
+    let seconds = meter.f64_histogram("bookstore_checkout_seconds").with_boundaries(vec![0.1, 1.0]).build();
+    for value in [0.05, 0.5, 0.7, 3.0] {
+        seconds.record(value, &[]);
+    }
+    let flushed = provider.clone();
+    tokio::task::spawn_blocking(move || flushed.force_flush()).await.unwrap().unwrap();
+    let text = collector.prometheus_text();
+    let labels = r#"instance="i-1",outcome="approved",service="checkout""#;
+    for line in [
+        "# TYPE bookstore_orders_total counter".to_string(),
+        format!("bookstore_orders_total{{{labels}}} 2"),
+        "# TYPE bookstore_checkouts_in_flight gauge".into(),
+        r#"bookstore_checkouts_in_flight{instance="i-1",service="checkout"} 2"#.into(),
+        r#"bookstore_checkout_seconds_bucket{instance="i-1",service="checkout",le="0.1"} 1"#.into(),
+        r#"bookstore_checkout_seconds_bucket{instance="i-1",service="checkout",le="1"} 3"#.into(),
+        r#"bookstore_checkout_seconds_bucket{instance="i-1",service="checkout",le="+Inf"} 4"#.into(),
+        r#"bookstore_checkout_seconds_count{instance="i-1",service="checkout"} 4"#.into(),
+        r#"bookstore_checkout_seconds_sum{instance="i-1",service="checkout"} 4.25"#.into(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    // Cumulative points replace the last: another export does not double anything.
+    orders.add(1, &[KeyValue::new("outcome", "approved")]);
+    let flushed = provider.clone();
+    tokio::task::spawn_blocking(move || flushed.force_flush()).await.unwrap().unwrap();
+    let text = collector.prometheus_text();
+    assert!(text.lines().any(|l| l == format!("bookstore_orders_total{{{labels}}} 3")), "{text}");
+    tokio::task::spawn_blocking(move || provider.shutdown()).await.unwrap().unwrap();
+}
+
+/// Spans sent by the SDK are kept by trace, and found by an attribute of any of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn spans_sent_by_the_sdk_are_found_by_their_trace() {
+    let collector = Arc::new(Collector::default());
+    let url = serve(collector.clone()).await;
+    let provider = tokio::task::spawn_blocking(move || {
+        let exporter = SpanExporter::builder().with_http().with_endpoint(format!("{url}/v1/traces")).build().unwrap();
+        SdkTracerProvider::builder().with_simple_exporter(exporter).with_resource(resource("order-executor")).build()
+    })
+    .await
+    .unwrap();
+    let spans = tokio::task::spawn_blocking(move || {
+        let tracer = provider.tracer("test");
+        tracer.in_span("order message", |cx| {
+            cx.span().set_attribute(KeyValue::new("order_id", "o-1"));
+            tracer.in_span("invoke", |_| {});
+        });
+        tracer.in_span("order message", |cx| cx.span().set_attribute(KeyValue::new("order_id", "o-2")));
+        provider.shutdown().unwrap();
+    });
+    spans.await.unwrap();
+    let found = collector.traces_with("order_id", "o-1");
+    assert_eq!(
+        found.iter().map(|s| s.name.as_str()).collect::<BTreeSet<_>>(),
+        BTreeSet::from(["invoke", "order message"])
+    );
+    assert!(found.iter().all(|s| s.trace_id == found[0].trace_id && s.service == "order-executor"), "{found:?}");
+    let root = found.iter().find(|s| s.parent_span_id.is_empty()).unwrap();
+    let child = found.iter().find(|s| s.name == "invoke").unwrap();
+    assert_eq!(child.parent_span_id, root.span_id);
+    assert!(collector.traces_with("order_id", "o-3").is_empty());
+}
+
+#[tokio::test]
+async fn what_is_not_otlp_protobuf_is_refused_in_the_error_shape() {
+    let collector = Arc::new(Collector::default());
+    let url = serve(collector.clone()).await;
+    let http = reqwest::Client::new();
+    let json = http.post(format!("{url}/v1/metrics")).header("content-type", "application/json").body("{}");
+    let answer = json.send().await.unwrap();
+    assert_eq!(answer.status(), 415);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unsupported_media_type");
+    let garbage =
+        http.post(format!("{url}/v1/traces")).header("content-type", "application/x-protobuf").body(vec![0xff; 7]);
+    let answer = garbage.send().await.unwrap();
+    assert_eq!(answer.status(), 400);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_otlp");
+    let answer = http.get(format!("{url}/traces")).send().await.unwrap();
+    assert_eq!(answer.status(), 400, "neither orderId nor traceId");
+    assert!(collector.prometheus_text().is_empty(), "nothing was taken");
+}
+
+#[test]
+fn delta_sums_add_up_and_names_and_labels_are_made_safe() {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue as Pair, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource as OtlpResource;
+    let pair = |k: &str, v: &str| Pair {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(v.into())) }),
+        ..Default::default()
+    };
+    let request = |value: i64| ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(OtlpResource { attributes: vec![pair("service.name", "x")], ..Default::default() }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "http.requests".into(),
+                    data: Some(metric::Data::Sum(Sum {
+                        data_points: vec![NumberDataPoint {
+                            attributes: vec![pair("http.route", "say \"hi\"\n")],
+                            value: Some(number_data_point::Value::AsInt(value)),
+                            ..Default::default()
+                        }],
+                        aggregation_temporality: opentelemetry_proto::tonic::metrics::v1::AggregationTemporality::Delta
+                            as i32,
+                        is_monotonic: true,
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let mut store = MetricStore::default();
+    store.ingest(request(2));
+    store.ingest(request(5));
+    let text = store.prometheus_text();
+    assert!(text.contains(r#"http_requests_total{http_route="say \"hi\"\n",service="x"} 7"#), "{text}");
+}
