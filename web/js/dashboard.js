@@ -101,8 +101,10 @@ const WIDTH = 320;
 const HEIGHT = 120;
 const COLORS = ['#1f6feb', '#d1242f', '#1a7f37', '#9a6700', '#8250df', '#bf3989'];
 
-/** The SVG of `series` between `start` and `end` (seconds). */
-export function drawChart(title, series, start, end) {
+/** The SVG of `series` between `start` and `end` (seconds), or from its first point if later. */
+export function drawChart(title, series, windowStart, end) {
+  const first = Math.min(...series.flatMap((s) => s.points.map(([t]) => t)));
+  const start = Number.isFinite(first) ? Math.max(windowStart, Math.min(first, end - 60)) : windowStart;
   const max = Math.max(1e-9, ...series.flatMap((s) => s.points.map(([, v]) => v)));
   const x = (t) => ((t - start) / Math.max(1, end - start)) * WIDTH;
   const y = (v) => HEIGHT - (v / max) * (HEIGHT - 8);

@@ -1,7 +1,10 @@
-//! The latest point of every metric series, as Prometheus text. A series is one sender (its
-//! `service.name` and `service.instance.id`, as the labels `service` and `instance`) and one set
-//! of attributes: cumulative points replace the last one, delta points are added to it, so that
-//! Prometheus sums over instances (`sum by (outcome) (…)`).
+//! The metrics as Prometheus text. A series is a metric, the sender's `service.name` (the label
+//! `service`) and the point's attributes. The collector keeps the last point each process (each
+//! `service.instance.id`) sent for it, and serves their sum (counters, up-down counters,
+//! histograms) or the latest of them (gauges). Summed here because Lambda instances come and go:
+//! a series per instance would start anew with each, and Prometheus's `rate` never counts a
+//! series' first value. An instance that is gone keeps its last counts in the sum, so a counter's
+//! sum only grows. Cumulative points replace the instance's last one; delta points add to it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,48 +18,95 @@ use super::attributes;
 #[derive(Default)]
 pub struct MetricStore {
     families: BTreeMap<String, Family>,
+    /// Points taken so far: which of two points is the later.
+    taken: u64,
 }
 
 struct Family {
     kind: Kind,
     help: String,
-    series: BTreeMap<Labels, Point>,
+    /// Series → instance → its last point.
+    series: BTreeMap<Labels, BTreeMap<String, Kept>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Counter,
+    UpDownCounter,
     Gauge,
     Histogram,
 }
 
 type Labels = Vec<(String, String)>;
 
+struct Kept {
+    point: Point,
+    /// When it was taken, in [`MetricStore::taken`]'s count.
+    taken: u64,
+}
+
+#[derive(Clone, PartialEq)]
 enum Point {
     Number(f64),
     Histogram { bounds: Vec<f64>, counts: Vec<u64>, sum: f64, count: u64 },
 }
 
+/// Who sent a point: its service's labels, and which instance of it.
+struct Sender {
+    labels: Labels,
+    instance: String,
+}
+
 impl MetricStore {
     pub fn ingest(&mut self, request: ExportMetricsServiceRequest) {
         for resource in request.resource_metrics {
-            let sender = sender_labels(&resource.resource.map(|r| attributes(&r.attributes)).unwrap_or_default());
+            let attributes = resource.resource.map(|r| attributes(&r.attributes)).unwrap_or_default();
+            let sender = Sender {
+                labels: attributes
+                    .get("service.name")
+                    .map(|s| ("service".to_string(), s.clone()))
+                    .into_iter()
+                    .collect(),
+                instance: attributes.get("service.instance.id").cloned().unwrap_or_default(),
+            };
             for metric in resource.scope_metrics.into_iter().flat_map(|scope| scope.metrics) {
                 self.ingest_metric(&sender, metric);
             }
         }
     }
 
-    fn ingest_metric(&mut self, sender: &Labels, metric: Metric) {
-        let name = sanitize(&metric.name);
+    fn ingest_metric(&mut self, sender: &Sender, metric: Metric) {
         let Some(data) = metric.data else { return };
-        let delta = |temporality: i32| temporality == AggregationTemporality::Delta as i32;
-        let (kind, name) = match &data {
-            metric::Data::Sum(sum) if sum.is_monotonic => {
-                (Kind::Counter, if name.ends_with("_total") { name } else { format!("{name}_total") })
+        let name = sanitize(&metric.name);
+        let (kind, name, delta, points) = match data {
+            metric::Data::Sum(sum) => {
+                let delta = sum.aggregation_temporality == AggregationTemporality::Delta as i32;
+                let points = sum.data_points.into_iter().map(|p| (p.attributes, Point::Number(number(p.value))));
+                match sum.is_monotonic {
+                    true => {
+                        let name = if name.ends_with("_total") { name } else { format!("{name}_total") };
+                        (Kind::Counter, name, delta, points.collect::<Vec<_>>())
+                    }
+                    false => (Kind::UpDownCounter, name, delta, points.collect()),
+                }
             }
-            metric::Data::Sum(_) | metric::Data::Gauge(_) => (Kind::Gauge, name),
-            metric::Data::Histogram(_) => (Kind::Histogram, name),
+            metric::Data::Gauge(gauge) => {
+                let points = gauge.data_points.into_iter().map(|p| (p.attributes, Point::Number(number(p.value))));
+                (Kind::Gauge, name, false, points.collect())
+            }
+            metric::Data::Histogram(histogram) => {
+                let delta = histogram.aggregation_temporality == AggregationTemporality::Delta as i32;
+                let points = histogram.data_points.into_iter().map(|p| {
+                    let point = Point::Histogram {
+                        bounds: p.explicit_bounds,
+                        counts: p.bucket_counts,
+                        sum: p.sum.unwrap_or(0.0),
+                        count: p.count,
+                    };
+                    (p.attributes, point)
+                });
+                (Kind::Histogram, name, delta, points.collect())
+            }
             // Not sent by the bookstore's processes.
             metric::Data::ExponentialHistogram(_) | metric::Data::Summary(_) => return,
         };
@@ -65,44 +115,18 @@ impl MetricStore {
             help: metric.description.clone(),
             series: BTreeMap::new(),
         });
+        // A name sent as two kinds keeps the first.
         if family.kind != kind {
             return;
         }
-        match data {
-            metric::Data::Sum(sum) => {
-                let adds = delta(sum.aggregation_temporality);
-                for point in sum.data_points {
-                    let value = number(point.value);
-                    let entry = family.series.entry(labels(sender, &point.attributes)).or_insert(Point::Number(0.0));
-                    if let Point::Number(current) = entry {
-                        *current = if adds { *current + value } else { value };
-                    }
-                }
-            }
-            metric::Data::Gauge(gauge) => {
-                for point in gauge.data_points {
-                    family.series.insert(labels(sender, &point.attributes), Point::Number(number(point.value)));
-                }
-            }
-            metric::Data::Histogram(histogram) => {
-                let adds = delta(histogram.aggregation_temporality);
-                for point in histogram.data_points {
-                    let key = labels(sender, &point.attributes);
-                    let (mut counts, mut sum, mut count) = (point.bucket_counts, point.sum.unwrap_or(0.0), point.count);
-                    if adds
-                        && let Some(Point::Histogram { bounds, counts: old, sum: old_sum, count: old_count }) =
-                            family.series.get(&key)
-                        && *bounds == point.explicit_bounds
-                        && old.len() == counts.len()
-                    {
-                        counts.iter_mut().zip(old).for_each(|(c, o)| *c += o);
-                        sum += old_sum;
-                        count += old_count;
-                    }
-                    family.series.insert(key, Point::Histogram { bounds: point.explicit_bounds, counts, sum, count });
-                }
-            }
-            metric::Data::ExponentialHistogram(_) | metric::Data::Summary(_) => {}
+        for (attributes, point) in points {
+            self.taken += 1;
+            let instances = family.series.entry(labels(&sender.labels, &attributes)).or_default();
+            let point = match (delta, instances.get(&sender.instance)) {
+                (true, Some(kept)) => add(&kept.point, &point).unwrap_or(point),
+                _ => point,
+            };
+            instances.insert(sender.instance.clone(), Kept { point, taken: self.taken });
         }
     }
 
@@ -112,27 +136,32 @@ impl MetricStore {
         for (name, family) in &self.families {
             let kind = match family.kind {
                 Kind::Counter => "counter",
-                Kind::Gauge => "gauge",
+                Kind::UpDownCounter | Kind::Gauge => "gauge",
                 Kind::Histogram => "histogram",
             };
             let _ = writeln!(out, "# HELP {name} {}", family.help.replace('\\', "\\\\").replace('\n', "\\n"));
             let _ = writeln!(out, "# TYPE {name} {kind}");
-            for (labels, point) in &family.series {
+            for (labels, instances) in &family.series {
+                let point = match family.kind {
+                    Kind::Gauge => instances.values().max_by_key(|kept| kept.taken).map(|kept| kept.point.clone()),
+                    _ => instances.values().map(|kept| kept.point.clone()).reduce(|a, b| add(&a, &b).unwrap_or(a)),
+                };
                 match point {
-                    Point::Number(value) => {
-                        let _ = writeln!(out, "{name}{} {}", render(labels, None), float(*value));
+                    Some(Point::Number(value)) => {
+                        let _ = writeln!(out, "{name}{} {}", render(labels, None), float(value));
                     }
-                    Point::Histogram { bounds, counts, sum, count } => {
+                    Some(Point::Histogram { bounds, counts, sum, count }) => {
                         let mut cumulative = 0;
-                        for (bound, bucket) in bounds.iter().zip(counts) {
+                        for (bound, bucket) in bounds.iter().zip(&counts) {
                             cumulative += bucket;
                             let le = float(*bound);
                             let _ = writeln!(out, "{name}_bucket{} {cumulative}", render(labels, Some(&le)));
                         }
                         let _ = writeln!(out, "{name}_bucket{} {count}", render(labels, Some("+Inf")));
-                        let _ = writeln!(out, "{name}_sum{} {}", render(labels, None), float(*sum));
+                        let _ = writeln!(out, "{name}_sum{} {}", render(labels, None), float(sum));
                         let _ = writeln!(out, "{name}_count{} {count}", render(labels, None));
                     }
+                    None => {}
                 }
             }
         }
@@ -140,12 +169,21 @@ impl MetricStore {
     }
 }
 
-/// The sender's labels: `service`, `instance`.
-fn sender_labels(resource: &BTreeMap<String, String>) -> Labels {
-    [("service.name", "service"), ("service.instance.id", "instance")]
-        .into_iter()
-        .filter_map(|(attribute, label)| Some((label.to_string(), resource.get(attribute)?.clone())))
-        .collect()
+/// `a + b`, where they can be added (numbers; histograms with the same buckets).
+fn add(a: &Point, b: &Point) -> Option<Point> {
+    match (a, b) {
+        (Point::Number(a), Point::Number(b)) => Some(Point::Number(a + b)),
+        (
+            Point::Histogram { bounds, counts, sum, count },
+            Point::Histogram { bounds: other_bounds, counts: other_counts, sum: other_sum, count: other_count },
+        ) if bounds == other_bounds && counts.len() == other_counts.len() => Some(Point::Histogram {
+            bounds: bounds.clone(),
+            counts: counts.iter().zip(other_counts).map(|(a, b)| a + b).collect(),
+            sum: sum + other_sum,
+            count: count + other_count,
+        }),
+        _ => None,
+    }
 }
 
 fn labels(sender: &Labels, attributes_of_point: &[KeyValue]) -> Labels {

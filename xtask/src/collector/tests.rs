@@ -51,17 +51,17 @@ async fn metrics_sent_by_the_sdk_are_served_as_prometheus_text() {
     let flushed = provider.clone();
     tokio::task::spawn_blocking(move || flushed.force_flush()).await.unwrap().unwrap();
     let text = collector.prometheus_text();
-    let labels = r#"instance="i-1",outcome="approved",service="checkout""#;
+    let labels = r#"outcome="approved",service="checkout""#;
     for line in [
         "# TYPE bookstore_orders_total counter".to_string(),
         format!("bookstore_orders_total{{{labels}}} 2"),
         "# TYPE bookstore_checkouts_in_flight gauge".into(),
-        r#"bookstore_checkouts_in_flight{instance="i-1",service="checkout"} 2"#.into(),
-        r#"bookstore_checkout_seconds_bucket{instance="i-1",service="checkout",le="0.1"} 1"#.into(),
-        r#"bookstore_checkout_seconds_bucket{instance="i-1",service="checkout",le="1"} 3"#.into(),
-        r#"bookstore_checkout_seconds_bucket{instance="i-1",service="checkout",le="+Inf"} 4"#.into(),
-        r#"bookstore_checkout_seconds_count{instance="i-1",service="checkout"} 4"#.into(),
-        r#"bookstore_checkout_seconds_sum{instance="i-1",service="checkout"} 4.25"#.into(),
+        r#"bookstore_checkouts_in_flight{service="checkout"} 2"#.into(),
+        r#"bookstore_checkout_seconds_bucket{service="checkout",le="0.1"} 1"#.into(),
+        r#"bookstore_checkout_seconds_bucket{service="checkout",le="1"} 3"#.into(),
+        r#"bookstore_checkout_seconds_bucket{service="checkout",le="+Inf"} 4"#.into(),
+        r#"bookstore_checkout_seconds_count{service="checkout"} 4"#.into(),
+        r#"bookstore_checkout_seconds_sum{service="checkout"} 4.25"#.into(),
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     }
@@ -128,44 +128,88 @@ async fn what_is_not_otlp_protobuf_is_refused_in_the_error_shape() {
     assert!(collector.prometheus_text().is_empty(), "nothing was taken");
 }
 
-#[test]
-fn delta_sums_add_up_and_names_and_labels_are_made_safe() {
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue as Pair, any_value};
-    use opentelemetry_proto::tonic::metrics::v1::{
-        Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
-    };
+/// One point of `metric` from `instance` of service `x`, with the attribute `route`.
+fn sent(
+    instance: &str,
+    metric: &str,
+    data: opentelemetry_proto::tonic::metrics::v1::metric::Data,
+) -> ExportMetricsServiceRequest {
+    use opentelemetry_proto::tonic::metrics::v1::{Metric, ResourceMetrics, ScopeMetrics};
     use opentelemetry_proto::tonic::resource::v1::Resource as OtlpResource;
-    let pair = |k: &str, v: &str| Pair {
-        key: k.into(),
-        value: Some(AnyValue { value: Some(any_value::Value::StringValue(v.into())) }),
-        ..Default::default()
-    };
-    let request = |value: i64| ExportMetricsServiceRequest {
+    ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
-            resource: Some(OtlpResource { attributes: vec![pair("service.name", "x")], ..Default::default() }),
+            resource: Some(OtlpResource {
+                attributes: vec![pair("service.name", "x"), pair("service.instance.id", instance)],
+                ..Default::default()
+            }),
             scope_metrics: vec![ScopeMetrics {
-                metrics: vec![Metric {
-                    name: "http.requests".into(),
-                    data: Some(metric::Data::Sum(Sum {
-                        data_points: vec![NumberDataPoint {
-                            attributes: vec![pair("http.route", "say \"hi\"\n")],
-                            value: Some(number_data_point::Value::AsInt(value)),
-                            ..Default::default()
-                        }],
-                        aggregation_temporality: opentelemetry_proto::tonic::metrics::v1::AggregationTemporality::Delta
-                            as i32,
-                        is_monotonic: true,
-                    })),
-                    ..Default::default()
-                }],
+                metrics: vec![Metric { name: metric.into(), data: Some(data), ..Default::default() }],
                 ..Default::default()
             }],
             ..Default::default()
         }],
-    };
+    }
+}
+
+fn pair(key: &str, value: &str) -> opentelemetry_proto::tonic::common::v1::KeyValue {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue as Pair, any_value};
+    Pair {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }),
+        ..Default::default()
+    }
+}
+
+fn number_points(value: i64, route: &str) -> Vec<opentelemetry_proto::tonic::metrics::v1::NumberDataPoint> {
+    use opentelemetry_proto::tonic::metrics::v1::{NumberDataPoint, number_data_point};
+    vec![NumberDataPoint {
+        attributes: vec![pair("http.route", route)],
+        value: Some(number_data_point::Value::AsInt(value)),
+        ..Default::default()
+    }]
+}
+
+fn sum(value: i64, route: &str, temporality: AggregationTemporality, monotonic: bool) -> metric::Data {
+    metric::Data::Sum(Sum {
+        data_points: number_points(value, route),
+        aggregation_temporality: temporality as i32,
+        is_monotonic: monotonic,
+    })
+}
+
+use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, Gauge, Sum, metric};
+
+#[test]
+fn delta_sums_add_up_and_names_and_labels_are_made_safe() {
     let mut store = MetricStore::default();
-    store.ingest(request(2));
-    store.ingest(request(5));
+    let route = "say \"hi\"\n";
+    store.ingest(sent("a", "http.requests", sum(2, route, AggregationTemporality::Delta, true)));
+    store.ingest(sent("a", "http.requests", sum(5, route, AggregationTemporality::Delta, true)));
     let text = store.prometheus_text();
     assert!(text.contains(r#"http_requests_total{http_route="say \"hi\"\n",service="x"} 7"#), "{text}");
+}
+
+/// Lambda instances come and go: a series is the sum over them (a gone one keeps its counts),
+/// so it grows with each; a gauge is the latest any of them said.
+#[test]
+fn instances_are_summed_and_a_gauge_is_the_latest_said() {
+    let mut store = MetricStore::default();
+    let cumulative = AggregationTemporality::Cumulative;
+    store.ingest(sent("a", "orders", sum(3, "/", cumulative, true)));
+    store.ingest(sent("b", "orders", sum(1, "/", cumulative, true)));
+    store.ingest(sent("a", "orders", sum(4, "/", cumulative, true)));
+    store.ingest(sent("a", "in_flight", sum(2, "/", cumulative, false)));
+    store.ingest(sent("b", "in_flight", sum(-1, "/", cumulative, false)));
+    let gauge = |value| metric::Data::Gauge(Gauge { data_points: number_points(value, "/") });
+    store.ingest(sent("b", "depth", gauge(9)));
+    store.ingest(sent("a", "depth", gauge(5)));
+    let text = store.prometheus_text();
+    for line in [
+        r#"orders_total{http_route="/",service="x"} 5"#,
+        "# TYPE in_flight gauge",
+        r#"in_flight{http_route="/",service="x"} 1"#,
+        r#"depth{http_route="/",service="x"} 5"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
 }
