@@ -340,6 +340,7 @@ async fn a_shopper_buys_two_books_in_chromium() {
     assert!(answer["body"]["suggestedBooks"].is_array(), "{answer}");
 
     // The dashboard: Prometheus's series of the orders this test placed, drawn.
+    page.set_window_size(1280, 1100).await.unwrap();
     page.goto(&format!("{}/dashboard.html", stack.gateway_url)).await.unwrap();
     let legend = wait_for_text(page, "#chart-orders .legend", |t| t.contains("approved")).await;
     assert!(legend.contains("approved: "), "{legend}");
