@@ -50,7 +50,7 @@ pub fn init_to(service: &'static str, default_filter: &str, endpoint: Option<&st
     if let Err(e) = installed {
         eprintln!("{service}: logging was set up already: {e}");
     }
-    if let Some(provider) = &traces {
+    if let Some(provider) = traces.as_ref().filter(|_| flushes_each_invocation()) {
         let _ = EXPORTED_TRACES.set(provider.clone());
     }
     if let Some(provider) = &metrics {
@@ -112,11 +112,22 @@ fn meter_provider(service: &'static str, endpoint: &str, resource: Resource) -> 
     Some(SdkMeterProvider::builder().with_reader(reader.build()).with_resource(resource).build())
 }
 
-/// The process's span exporter, for [`flush_traces`].
+/// Whether spans are sent at the end of each invocation (see [`flush_traces`]).
+const FLUSH_VARIABLE: &str = "TELEMETRY_FLUSH_EACH_INVOCATION";
+
+/// On unless `TELEMETRY_FLUSH_EACH_INVOCATION` is `false` (or `0`): where the process is never
+/// frozen (`cargo lambda watch`, the embedded default), the batch exporter's own schedule does it
+/// for far less.
+fn flushes_each_invocation() -> bool {
+    std::env::var(FLUSH_VARIABLE).map_or(true, |value| !matches!(value.trim(), "false" | "0"))
+}
+
+/// The process's span exporter, for [`flush_traces`], where it flushes each invocation.
 static EXPORTED_TRACES: OnceLock<SdkTracerProvider> = OnceLock::new();
 
 /// Sends the spans ended so far, before a Lambda instance may be frozen between invocations (the
-/// exporter's own thread would not run then). Off the async runtime: the export blocks.
+/// exporter's own thread would not run then). Off the async runtime: the export blocks. A no-op
+/// where each invocation is not flushed (`TELEMETRY_FLUSH_EACH_INVOCATION=false`).
 pub async fn flush_traces() {
     let Some(provider) = EXPORTED_TRACES.get().cloned() else { return };
     let flushed = tokio::task::spawn_blocking(move || provider.force_flush()).await;

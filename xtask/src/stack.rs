@@ -199,7 +199,7 @@ impl Stack {
         resolver.refs.insert("EmulatorEndpointUrl".into(), aws_endpoint.clone());
         resolver.refs.insert("LambdaEndpointUrl".into(), watch_url.clone());
         resolver.refs.insert("OtlpEndpoint".into(), otlp_endpoint.clone().unwrap_or_default());
-        let function_env = functions::environment(&functions, &resolver)?;
+        let mut function_env = functions::environment(&functions, &resolver)?;
         let sam_local = match options.sam_local {
             true => {
                 // Not from `sam local`'s containers, which cannot reach this machine's loopback.
@@ -209,6 +209,10 @@ impl Stack {
             }
             false => None,
         };
+        // The functions under `cargo lambda watch` are never frozen between invocations: their
+        // spans go out on the batch exporter's schedule instead of one export per invocation,
+        // which doubled a checkout's time (README, "Metrics and traces").
+        function_env.insert("TELEMETRY_FLUSH_EACH_INVOCATION".into(), "false".into());
         let env_file = data_dir.path.join("functions.env");
         functions::write_env_file(&function_env, &env_file)?;
         let watch = functions::watch_command(&venv, watch_addr.port(), options.release, &env_file);
