@@ -102,9 +102,29 @@ mod tests {
         assert_eq!(json, serde_json::json!({"kind": "forget", "orderId": "o-2"}), "no span, no trace fields");
     }
 
+    /// With a tracer, as every process has one: a span follows a well-formed traceparent (its
+    /// trace id, its own span id) and passes its own on; a malformed one leaves it a trace of its
+    /// own.
     #[test]
-    fn a_malformed_traceparent_is_ignored() {
-        let headers = TraceHeaders { traceparent: Some("not a trace".into()), tracestate: None };
-        headers.follow(&tracing::info_span!("handling"));
+    fn a_span_follows_a_well_formed_traceparent_and_passes_its_own_on() {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            let caller = TraceHeaders {
+                traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+                tracestate: None,
+            };
+            let span = tracing::info_span!("handling");
+            caller.follow(&span);
+            let passed = span.in_scope(TraceHeaders::current).traceparent.unwrap();
+            assert!(passed.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "the caller's trace: {passed}");
+            assert!(!passed.contains("00f067aa0ba902b7"), "its own span id, not the caller's: {passed}");
+            let other = tracing::info_span!("other");
+            TraceHeaders { traceparent: Some("not a trace".into()), tracestate: None }.follow(&other);
+            let own = other.in_scope(TraceHeaders::current).traceparent.unwrap();
+            assert!(!own.contains("4bf92f3577b34da6a3ce929d0e0e4736"), "a trace of its own: {own}");
+        });
     }
 }

@@ -77,6 +77,10 @@ pub fn run(options: Up) -> Result<()> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
+        let telemetry = match options.otlp_endpoint.filter(|url| !url.trim().is_empty()) {
+            Some(url) => TelemetryTarget::Endpoint(url),
+            None => TelemetryTarget::Collector,
+        };
         // Listening from the start: Ctrl-C while the stack starts stops what has started.
         let mut shutdown = std::pin::pin!(shutdown_signal());
         let start = Stack::start(StackOptions {
@@ -101,10 +105,7 @@ pub fn run(options: Up) -> Result<()> {
             // this stack.
             sam_local: crate::sam_local::available(),
             fault_controls: options.fault_controls,
-            telemetry: match options.otlp_endpoint.filter(|url| !url.trim().is_empty()) {
-                Some(url) => TelemetryTarget::Endpoint(url),
-                None => TelemetryTarget::Collector,
-            },
+            telemetry: telemetry.clone(),
         });
         let stack = tokio::select! {
             stack = start => stack?,
@@ -127,7 +128,13 @@ pub fn run(options: Up) -> Result<()> {
                 stack.gateway_url
             ),
         }
-        println!("  metrics (Prometheus text): {}/metrics; traces: {}/traces?orderId=ID", stack.collector_url, stack.collector_url);
+        match &telemetry {
+            TelemetryTarget::Endpoint(url) => println!("  traces and metrics: sent to {url}"),
+            _ => println!(
+                "  metrics (Prometheus text): {}/metrics; traces: {}/traces?orderId=ID",
+                stack.collector_url, stack.collector_url
+            ),
+        }
         println!("  try: curl -s {}/books | head -c 300", stack.gateway_url);
         println!("  books database: {}", stack.books_db.urls().join(","));
         println!(
