@@ -150,9 +150,10 @@ fn prometheus_routes(http: reqwest::Client, prometheus: Option<String>) -> Route
         }
     };
     let prefix = crate::prometheus::ROUTE_PREFIX;
+    let only_get = || async { error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "/prometheus takes GET") };
     Router::new()
-        .route(prefix, axum::routing::get(proxy.clone()))
-        .route(&format!("{prefix}/{{*rest}}"), axum::routing::get(proxy))
+        .route(prefix, axum::routing::get(proxy.clone()).fallback(only_get))
+        .route(&format!("{prefix}/{{*rest}}"), axum::routing::get(proxy).fallback(only_get))
 }
 
 async fn forward(upstream: &Upstream, function: &str, route: &str, request: Request) -> Response {
@@ -286,6 +287,11 @@ mod tests {
         assert_eq!((status, &body["error"]["code"]), (404, &Value::from("not_found")), "{body}");
         let (status, body) = call(reqwest::Method::POST, format!("{url}/checkout")).await;
         assert_eq!((status, &body["error"]["code"]), (502, &Value::from("function_unreachable")), "{body}");
+        // Without Prometheus, the dashboard's path says what to install; it only takes GETs.
+        let (status, body) = call(reqwest::Method::GET, format!("{url}/prometheus/api/v1/query?query=up")).await;
+        assert_eq!((status, &body["error"]["code"]), (503, &Value::from("no_prometheus")), "{body}");
+        let (status, body) = call(reqwest::Method::POST, format!("{url}/prometheus/api/v1/query")).await;
+        assert_eq!((status, &body["error"]["code"]), (405, &Value::from("method_not_allowed")), "{body}");
         assert!(!body.to_string().contains("127.0.0.1"), "no address in an answer: {body}");
     }
 

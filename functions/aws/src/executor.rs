@@ -221,8 +221,10 @@ async fn dead_letter(queue: Option<&RetryQueue>, message: &SqsMessage, reason: &
             return false;
         }
     };
-    let send =
-        queue.client.send_message().queue_url(url).message_body(body).message_attributes(DEAD_LETTER_REASON, attribute);
+    // The copy keeps the order's trace, for whoever looks into the dead-letter queue.
+    let mut attributes = crate::queue::trace_attributes(message_trace(message));
+    attributes.insert(DEAD_LETTER_REASON.to_string(), attribute);
+    let send = queue.client.send_message().queue_url(url).message_body(body).set_message_attributes(Some(attributes));
     match send.send().await {
         Ok(_) => true,
         Err(e) => {
