@@ -10,7 +10,12 @@
 pub mod context;
 mod setup;
 
-pub use setup::{Providers, Telemetry, flush_traces, init, init_to, providers};
+pub use setup::{Providers, Telemetry, flush, init, init_to, providers};
+
+/// Histogram buckets for latencies of a few milliseconds to a minute, in seconds (the SDK's
+/// default ones are for milliseconds).
+pub const SECONDS_BUCKETS: [f64; 14] =
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 60.0];
 
 /// The meter every instrument of the bookstore is made from (a no-op one where metrics are not
 /// exported).

@@ -50,8 +50,8 @@ pub fn init_to(service: &'static str, default_filter: &str, endpoint: Option<&st
     if let Err(e) = installed {
         eprintln!("{service}: logging was set up already: {e}");
     }
-    if let Some(provider) = traces.as_ref().filter(|_| flushes_each_invocation()) {
-        let _ = EXPORTED_TRACES.set(provider.clone());
+    if flushes_each_invocation() {
+        let _ = FLUSHED.set(Providers { traces: traces.clone(), metrics: metrics.clone() });
     }
     if let Some(provider) = &metrics {
         opentelemetry::global::set_meter_provider(provider.clone());
@@ -62,7 +62,7 @@ pub fn init_to(service: &'static str, default_filter: &str, endpoint: Option<&st
 /// A process's exporters of traces and metrics, not installed anywhere: [`init_to`] makes them
 /// the process's; a part of a process with its own identity (the embedded default's gateway)
 /// uses them directly.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Providers {
     pub traces: Option<SdkTracerProvider>,
     pub metrics: Option<SdkMeterProvider>,
@@ -112,7 +112,7 @@ fn meter_provider(service: &'static str, endpoint: &str, resource: Resource) -> 
     Some(SdkMeterProvider::builder().with_reader(reader.build()).with_resource(resource).build())
 }
 
-/// Whether spans are sent at the end of each invocation (see [`flush_traces`]).
+/// Whether spans and metrics are sent at the end of each invocation (see [`flush`]).
 const FLUSH_VARIABLE: &str = "TELEMETRY_FLUSH_EACH_INVOCATION";
 
 /// On unless `TELEMETRY_FLUSH_EACH_INVOCATION` is `false` (or `0`): where the process is never
@@ -122,17 +122,24 @@ fn flushes_each_invocation() -> bool {
     std::env::var(FLUSH_VARIABLE).map_or(true, |value| !matches!(value.trim(), "false" | "0"))
 }
 
-/// The process's span exporter, for [`flush_traces`], where it flushes each invocation.
-static EXPORTED_TRACES: OnceLock<SdkTracerProvider> = OnceLock::new();
+/// The process's exporters, for [`flush`], where it flushes each invocation.
+static FLUSHED: OnceLock<Providers> = OnceLock::new();
 
-/// Sends the spans ended so far, before a Lambda instance may be frozen between invocations (the
-/// exporter's own thread would not run then). Off the async runtime: the export blocks. A no-op
-/// where each invocation is not flushed (`TELEMETRY_FLUSH_EACH_INVOCATION=false`).
-pub async fn flush_traces() {
-    let Some(provider) = EXPORTED_TRACES.get().cloned() else { return };
-    let flushed = tokio::task::spawn_blocking(move || provider.force_flush()).await;
-    if let Ok(Err(e)) = flushed {
-        tracing::debug!(error = %e, "spans could not be sent");
+/// Sends the spans ended and the metrics recorded so far, before a Lambda instance may be frozen
+/// between invocations (the exporters' own threads would not run then). Off the async runtime:
+/// the exports block. A no-op where each invocation is not flushed
+/// (`TELEMETRY_FLUSH_EACH_INVOCATION=false`).
+pub async fn flush() {
+    let Some(Providers { traces, metrics }) = FLUSHED.get() else { return };
+    let (traces, metrics) = (traces.clone(), metrics.clone());
+    let flushed = tokio::task::spawn_blocking(move || {
+        let spans = traces.map(|provider| provider.force_flush());
+        let points = metrics.map(|provider| provider.force_flush());
+        (spans, points)
+    })
+    .await;
+    if let Ok((Some(Err(e)), _) | (_, Some(Err(e)))) = flushed {
+        tracing::debug!(error = %e, "telemetry could not be sent");
     }
 }
 

@@ -63,7 +63,9 @@ impl BooksDbCluster {
             BooksDbMode::Processes => {
                 let binary = crate::build_release("raft-node")?;
                 let addrs = ports.iter().map(|port| format!("127.0.0.1:{port}")).collect();
-                let otlp: Vec<&str> = otlp_endpoint.into_iter().flat_map(|url| ["--otlp-endpoint", url]).collect();
+                // Always given, blank for none: the nodes must not fall back to an
+                // OTEL_EXPORTER_OTLP_ENDPOINT they inherit from this process.
+                let otlp = ["--otlp-endpoint", otlp_endpoint.unwrap_or("")];
                 BooksDbNodes::Processes(LocalCluster::start_kept(&binary, data_dir.join("books-db"), addrs, &otlp)?)
             }
             BooksDbMode::Containers => {

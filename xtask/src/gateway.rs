@@ -135,6 +135,12 @@ fn prometheus_routes(http: reqwest::Client, prometheus: Option<String>) -> Route
                     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
                     let content_type = answer.headers().get(header::CONTENT_TYPE).cloned();
                     match answer.bytes().await {
+                        // Prometheus's own error (a bad query, say) in the error shape.
+                        Ok(bytes) if !status.is_success() => {
+                            let said: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                            let message = said["error"].as_str().unwrap_or("Prometheus refused the request");
+                            error(status, "prometheus_error", message)
+                        }
                         Ok(bytes) => {
                             let mut response = (status, bytes).into_response();
                             if let Some(content_type) = content_type {

@@ -45,6 +45,7 @@ impl GatewayTelemetry {
             seconds: meter
                 .f64_histogram("gateway_request_seconds")
                 .with_unit("s")
+                .with_boundaries(bookstore_telemetry::SECONDS_BUCKETS.to_vec())
                 .with_description("a request's time through the gateway, by route")
                 .build(),
             traces,
@@ -91,13 +92,18 @@ impl RequestSpan {
 }
 
 impl Drop for GatewayTelemetry {
+    /// Sends what is left on a thread of its own: a shutdown blocks until its export is answered,
+    /// and this may run on the async runtime.
     fn drop(&mut self) {
-        if let Some(traces) = &self.traces {
-            let _ = traces.shutdown();
-        }
-        if let Some(metrics) = &self.metrics {
-            let _ = metrics.shutdown();
-        }
+        let (traces, metrics) = (self.traces.take(), self.metrics.take());
+        std::thread::spawn(move || {
+            if let Some(traces) = traces {
+                let _ = traces.shutdown();
+            }
+            if let Some(metrics) = metrics {
+                let _ = metrics.shutdown();
+            }
+        });
     }
 }
 

@@ -53,6 +53,18 @@ pub async fn start(
         .arg("--storage.tsdb.retention.time=7d");
     let log = logs.join("prometheus.log");
     processes.push("prometheus", spawn_logged(command, &log)?, Stop::Terminate);
-    processes.wait_until_serving(&format!("{url}/-/ready"), &log, Duration::from_secs(60)).await?;
+    let ready = format!("{url}/-/ready");
+    processes.wait_until_serving(&ready, &log, Duration::from_secs(60)).await?;
+    // It answers 503 until its database is loaded.
+    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !http.get(&ready).send().await.is_ok_and(|answer| answer.status().is_success()) {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "Prometheus was not ready within a minute; its log: {}",
+            log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     Ok(url)
 }

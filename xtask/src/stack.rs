@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use bookstore_aws::{EXECUTOR_KNOBS_KEY, EmulatedFaults};
 use raft_local_cluster::free_ports;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 pub use crate::emulator::AwsEmulator;
 
@@ -130,7 +131,8 @@ pub struct Stack {
     pub logs: PathBuf,
     processes: Processes,
     gateway: tokio::task::JoinHandle<()>,
-    collector_task: tokio::task::JoinHandle<()>,
+    /// Aborted when dropped: a stack that fails to start leaves no collector behind.
+    _collector_task: AbortOnDropHandle<()>,
     /// The event source mappings, and the tasks running them.
     mappings: Vec<QueuePoller>,
     pollers: Vec<tokio::task::JoinHandle<()>>,
@@ -155,7 +157,9 @@ impl Stack {
 
         let collector = Arc::new(Collector::default());
         let (collector_url, collector_task) = serve_collector(collector.clone()).await?;
-        let prometheus_url = match crate::prometheus::binary() {
+        // Prometheus reads the stack's own collector: with telemetry sent elsewhere it would be empty.
+        let prometheus_binary = crate::prometheus::binary().filter(|_| options.telemetry == TelemetryTarget::Collector);
+        let prometheus_url = match prometheus_binary {
             Some(binary) => {
                 let target = collector_url.trim_start_matches("http://");
                 Some(
@@ -246,7 +250,7 @@ impl Stack {
             logs: data_dir.logs.clone(),
             processes,
             gateway,
-            collector_task,
+            _collector_task: collector_task,
             mappings,
             pollers: Vec::new(),
             pollers_stop: CancellationToken::new(),
@@ -267,7 +271,6 @@ impl Stack {
     /// that it saves its state, and the books database.
     pub async fn shutdown(mut self) {
         self.gateway.abort();
-        self.collector_task.abort();
         for timer in &self.schedules {
             timer.abort();
         }
@@ -308,14 +311,14 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         self.gateway.abort();
-        self.collector_task.abort();
         for timer in &self.schedules {
             timer.abort();
         }
         for poller in &self.pollers {
             poller.abort();
         }
-        // Before the books database (a field), as a shutdown would.
+        // Before the books database (a field), as a shutdown would; the collector (a field too)
+        // goes after them.
         drop(std::mem::take(&mut self.processes));
     }
 }
@@ -399,7 +402,7 @@ async fn serve_gateway(
 const OTLP_ENDPOINT_VARIABLE: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
 /// Serves the telemetry collector on a free port; its URL and task.
-async fn serve_collector(collector: Arc<Collector>) -> Result<(String, tokio::task::JoinHandle<()>)> {
+async fn serve_collector(collector: Arc<Collector>) -> Result<(String, AbortOnDropHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr(0)?).await.context("binding the telemetry collector")?;
     let url = format!("http://{}", listener.local_addr()?);
     let task = tokio::spawn(async move {
@@ -407,7 +410,7 @@ async fn serve_collector(collector: Arc<Collector>) -> Result<(String, tokio::ta
             eprintln!("telemetry collector stopped: {e}");
         }
     });
-    Ok((url, task))
+    Ok((url, AbortOnDropHandle::new(task)))
 }
 
 /// 127.0.0.1:`port`, or a free port for 0.

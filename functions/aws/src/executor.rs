@@ -163,7 +163,9 @@ async fn execute_one<L: OrderLedger, S: Participant, P: Participant>(
     let Ok(OrderMessage { order_id }) = serde_json::from_str(body) else {
         // Kept in the dead-letter queue, where it can be looked at.
         tracing::error!(message_id, receives, "a message that is not an order; dead-lettering it");
-        return dead_letter(queue, message, "not an order").await;
+        let done = dead_letter(queue, message, "not an order").await;
+        metrics::execution_ended(if done { "dead_lettered" } else { "retry" }, None);
+        return done;
     };
     tracing::Span::current().record("order_id", order_id.as_str());
     if let Some(seconds) = since_sent(message) {
@@ -189,8 +191,10 @@ async fn execute_one<L: OrderLedger, S: Participant, P: Participant>(
         }
         Err(e @ PortError::Permanent(_)) => {
             tracing::error!(order_id, message_id, receives, error = %e, "refused for good; dead-lettering the message");
-            metrics::execution_ended("dead_lettered", seconds);
-            dead_letter(queue, message, "refused").await
+            let done = dead_letter(queue, message, "refused").await;
+            // If the copy could not be sent, the message comes back.
+            metrics::execution_ended(if done { "dead_lettered" } else { "retry" }, seconds);
+            done
         }
         Err(e) => {
             tracing::warn!(order_id, message_id, receives, last, error = %e, "order not finished; it will come back");

@@ -11,7 +11,7 @@ use axum::routing::MethodRouter;
 use bookstore_domain::events::Service;
 use bookstore_domain::service::{EventChecks, ServiceRequest, ServiceResponse, handle};
 use bookstore_telemetry::context::{TraceHeaders, Traced};
-use bookstore_telemetry::flush_traces;
+use bookstore_telemetry::flush;
 use lambda_runtime::tower::ServiceExt;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde::Serialize;
@@ -73,13 +73,13 @@ pub fn function_name(service: Service) -> &'static str {
 }
 
 /// Runs one invocation's `work` in `span`, continuing the caller's `trace`, then sends its spans
-/// before the instance can be frozen.
+/// and metrics before the instance can be frozen.
 pub async fn in_span<F: Future>(span: tracing::Span, trace: &TraceHeaders, work: F) -> F::Output {
     trace.follow(&span);
     // Boxed: the runtime's futures, the span's and the handler's would otherwise nest beyond the
     // compiler's recursion limit when their layout is computed.
     let output = Box::pin(work.instrument(span)).await;
-    flush_traces().await;
+    flush().await;
     output
 }
 

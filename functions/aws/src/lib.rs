@@ -45,7 +45,7 @@ pub mod testing;
 
 pub use books::BooksDbCatalog;
 pub use bookstore_telemetry::context::{TraceHeaders, Traced};
-pub use bookstore_telemetry::{Telemetry, flush_traces, init as init_telemetry};
+pub use bookstore_telemetry::{Telemetry, flush as flush_telemetry, init as init_telemetry};
 pub use clock::{SystemClock, now_rfc3339, unix_seconds};
 pub use config::{http_client, lambda_client, sdk_config};
 pub use executor::{

@@ -4,12 +4,9 @@
 
 use std::sync::OnceLock;
 
-use bookstore_telemetry::meter;
+use bookstore_telemetry::{SECONDS_BUCKETS, meter};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Gauge, Histogram, UpDownCounter};
-
-/// Buckets for latencies of a few milliseconds to a minute.
-const SECONDS_BUCKETS: [f64; 14] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 60.0];
 
 struct Instruments {
     orders: Counter<u64>,

@@ -96,7 +96,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         async move {
             let (executor, settings, queue) = shared.as_ref();
             let answer = execute_batch(executor, settings, queue.as_ref(), event.payload).await;
-            bookstore_aws::flush_traces().await;
+            bookstore_aws::flush_telemetry().await;
             Ok::<_, lambda_runtime::Error>(answer)
         }
     }))

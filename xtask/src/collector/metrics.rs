@@ -1,13 +1,16 @@
 //! The metrics as Prometheus text. A series is a metric, the sender's `service.name` (the label
 //! `service`) and the point's attributes. The collector keeps the last point each process (each
-//! `service.instance.id`) sent for it, and serves their sum (counters, up-down counters,
-//! histograms) or the latest of them (gauges). Summed here because Lambda instances come and go:
-//! a series per instance would start anew with each, and Prometheus's `rate` never counts a
-//! series' first value. An instance that is gone keeps its last counts in the sum, so a counter's
-//! sum only grows. Cumulative points replace the instance's last one; delta points add to it.
+//! `service.instance.id`) sent for it, and serves their sum (counters, histograms, up-down
+//! counters) or the largest (gauges). Summed here because Lambda instances come and go: a series
+//! per instance would start anew with each, and Prometheus's `rate` never counts a series' first
+//! value. An instance that is gone keeps its last counts in a counter's or histogram's sum, so it
+//! only grows; its up-down counters and gauges, which say how things are now, count only while it
+//! sends (every process sends every few seconds). Cumulative points replace the instance's last
+//! one; delta points add to it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
@@ -15,11 +18,13 @@ use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, Metric, me
 
 use super::attributes;
 
+/// An instance that has sent nothing for this long is gone: its gauges and up-down counters no
+/// longer count (processes send every 5 s).
+const GONE_AFTER: Duration = Duration::from_secs(30);
+
 #[derive(Default)]
 pub struct MetricStore {
     families: BTreeMap<String, Family>,
-    /// Points taken so far: which of two points is the later.
-    taken: u64,
 }
 
 struct Family {
@@ -41,8 +46,7 @@ type Labels = Vec<(String, String)>;
 
 struct Kept {
     point: Point,
-    /// When it was taken, in [`MetricStore::taken`]'s count.
-    taken: u64,
+    at: Instant,
 }
 
 #[derive(Clone, PartialEq)]
@@ -120,18 +124,22 @@ impl MetricStore {
             return;
         }
         for (attributes, point) in points {
-            self.taken += 1;
             let instances = family.series.entry(labels(&sender.labels, &attributes)).or_default();
             let point = match (delta, instances.get(&sender.instance)) {
                 (true, Some(kept)) => add(&kept.point, &point).unwrap_or(point),
                 _ => point,
             };
-            instances.insert(sender.instance.clone(), Kept { point, taken: self.taken });
+            instances.insert(sender.instance.clone(), Kept { point, at: Instant::now() });
         }
     }
 
     /// Every series in Prometheus's text exposition format (0.0.4).
     pub fn prometheus_text(&self) -> String {
+        self.prometheus_text_at(Instant::now())
+    }
+
+    /// As served at `now`.
+    pub(super) fn prometheus_text_at(&self, now: Instant) -> String {
         let mut out = String::new();
         for (name, family) in &self.families {
             let kind = match family.kind {
@@ -142,9 +150,16 @@ impl MetricStore {
             let _ = writeln!(out, "# HELP {name} {}", family.help.replace('\\', "\\\\").replace('\n', "\\n"));
             let _ = writeln!(out, "# TYPE {name} {kind}");
             for (labels, instances) in &family.series {
+                let live = |kept: &&Kept| now.saturating_duration_since(kept.at) < GONE_AFTER;
+                let points = instances.values();
                 let point = match family.kind {
-                    Kind::Gauge => instances.values().max_by_key(|kept| kept.taken).map(|kept| kept.point.clone()),
-                    _ => instances.values().map(|kept| kept.point.clone()).reduce(|a, b| add(&a, &b).unwrap_or(a)),
+                    Kind::Counter | Kind::Histogram => {
+                        points.map(|kept| kept.point.clone()).reduce(|a, b| add(&a, &b).unwrap_or(a))
+                    }
+                    Kind::UpDownCounter => {
+                        points.filter(live).map(|kept| kept.point.clone()).reduce(|a, b| add(&a, &b).unwrap_or(a))
+                    }
+                    Kind::Gauge => points.filter(live).map(|kept| kept.point.clone()).reduce(larger),
                 };
                 match point {
                     Some(Point::Number(value)) => {
@@ -166,6 +181,14 @@ impl MetricStore {
             }
         }
         out
+    }
+}
+
+/// The larger of two gauge values.
+fn larger(a: Point, b: Point) -> Point {
+    match (&a, &b) {
+        (Point::Number(x), Point::Number(y)) if y > x => b,
+        _ => a,
     }
 }
 

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -89,7 +90,10 @@ struct TraceQuery {
 }
 
 /// `?orderId=…`: the traces of that order's checkout and execution; `?traceId=…`: that trace.
-async fn traces(State(collector): State<Arc<Collector>>, Query(query): Query<TraceQuery>) -> Response {
+async fn traces(State(collector): State<Arc<Collector>>, query: Result<Query<TraceQuery>, QueryRejection>) -> Response {
+    let Ok(Query(query)) = query else {
+        return error(StatusCode::BAD_REQUEST, "invalid_query", "give one of orderId or traceId");
+    };
     let spans = match (query.order_id, query.trace_id) {
         (Some(order), None) => collector.traces_with("order_id", &order),
         (None, Some(trace)) => collector.spans.lock().unwrap_or_else(PoisonError::into_inner).trace(&trace),

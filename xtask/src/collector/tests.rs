@@ -123,8 +123,12 @@ async fn what_is_not_otlp_protobuf_is_refused_in_the_error_shape() {
     assert_eq!(answer.status(), 400);
     let body: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(body["error"]["code"], "invalid_otlp");
-    let answer = http.get(format!("{url}/traces")).send().await.unwrap();
-    assert_eq!(answer.status(), 400, "neither orderId nor traceId");
+    for query in ["", "?orderId=a&orderId=b"] {
+        let answer = http.get(format!("{url}/traces{query}")).send().await.unwrap();
+        assert_eq!(answer.status(), 400, "{query:?}: one of orderId or traceId, once");
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_query");
+    }
     assert!(collector.prometheus_text().is_empty(), "nothing was taken");
 }
 
@@ -190,9 +194,10 @@ fn delta_sums_add_up_and_names_and_labels_are_made_safe() {
 }
 
 /// Lambda instances come and go: a series is the sum over them (a gone one keeps its counts),
-/// so it grows with each; a gauge is the latest any of them said.
+/// so it grows with each; a gauge is the largest any live one says; a gone one's gauges and
+/// up-down counters no longer count.
 #[test]
-fn instances_are_summed_and_a_gauge_is_the_latest_said() {
+fn instances_are_summed_a_gauge_is_the_largest_and_gone_ones_keep_only_their_counts() {
     let mut store = MetricStore::default();
     let cumulative = AggregationTemporality::Cumulative;
     store.ingest(sent("a", "orders", sum(3, "/", cumulative, true)));
@@ -208,8 +213,11 @@ fn instances_are_summed_and_a_gauge_is_the_latest_said() {
         r#"orders_total{http_route="/",service="x"} 5"#,
         "# TYPE in_flight gauge",
         r#"in_flight{http_route="/",service="x"} 1"#,
-        r#"depth{http_route="/",service="x"} 5"#,
+        r#"depth{http_route="/",service="x"} 9"#,
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     }
+    let later = store.prometheus_text_at(std::time::Instant::now() + std::time::Duration::from_secs(31));
+    assert!(later.lines().any(|l| l == r#"orders_total{http_route="/",service="x"} 5"#), "{later}");
+    assert!(!later.lines().any(|l| l.starts_with("in_flight{") || l.starts_with("depth{")), "{later}");
 }
