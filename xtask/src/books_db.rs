@@ -10,6 +10,7 @@ use books_db_client::BooksDb;
 use raft_local_cluster::LocalCluster;
 use tokio::sync::Mutex;
 
+use crate::bridge::BridgeRelays;
 use crate::containers::{ComposeCluster, free_ports, unique_project};
 
 /// How the books database runs.
@@ -39,6 +40,8 @@ pub struct BooksDbCluster {
     urls: Vec<String>,
     secret: String,
     mode: BooksDbMode,
+    /// Containers' way to a collector on this machine's loopback.
+    _telemetry_relay: Option<BridgeRelays>,
 }
 
 /// A handle on a [`BooksDbCluster`] that does not keep it running.
@@ -49,8 +52,8 @@ impl BooksDbCluster {
     /// Starts three nodes on the ports from `first_port` (0: free ports), with their data in
     /// `data_dir` (processes: a temporary data dir goes with its folder) or in compose volumes
     /// named after it (containers: removed at the end when `temporary`); waits for a leader.
-    /// Process nodes send their telemetry to `otlp_endpoint`; containers, on their own network,
-    /// send none.
+    /// The nodes send their telemetry to `otlp_endpoint`; containers, on their own network, reach
+    /// one on this machine's loopback through a relay on the Docker bridge.
     pub async fn start(
         mode: BooksDbMode,
         first_port: u16,
@@ -59,6 +62,7 @@ impl BooksDbCluster {
         otlp_endpoint: Option<&str>,
     ) -> Result<Self> {
         let ports = if first_port == 0 { free_ports()? } else { [first_port, first_port + 1, first_port + 2] };
+        let mut relay = None;
         let nodes = match mode {
             BooksDbMode::Processes => {
                 let binary = crate::build_release("raft-node")?;
@@ -72,10 +76,18 @@ impl BooksDbCluster {
                 crate::images::build_raft_node()?;
                 let project = if temporary { unique_project("stack") } else { project_for(data_dir) };
                 let secret = data_dir.join("books-db-secret");
-                BooksDbNodes::Containers(ComposeCluster::start(&project, ports, secret, temporary)?)
+                let otlp = match otlp_endpoint {
+                    Some(url) => {
+                        let relays = relay.insert(BridgeRelays::new()?);
+                        Some(relays.rewrite(url).await?)
+                    }
+                    None => None,
+                };
+                let cluster = ComposeCluster::start(&project, ports, secret, temporary, otlp.as_deref())?;
+                BooksDbNodes::Containers(cluster)
             }
         };
-        let cluster = Self::from_nodes(nodes);
+        let cluster = Self { _telemetry_relay: relay, ..Self::from_nodes(nodes) };
         cluster.wait_for_first_leader().await?;
         Ok(cluster)
     }
@@ -86,7 +98,7 @@ impl BooksDbCluster {
             BooksDbNodes::Processes(c) => (c.urls(), c.secret().to_string(), BooksDbMode::Processes),
             BooksDbNodes::Containers(c) => (c.urls(), c.secret().to_string(), BooksDbMode::Containers),
         };
-        Self { nodes: Arc::new(Mutex::new(nodes)), urls, secret, mode }
+        Self { nodes: Arc::new(Mutex::new(nodes)), urls, secret, mode, _telemetry_relay: None }
     }
 
     /// Waits for a leader; a node process that exits meanwhile (it refused its data dir, say)

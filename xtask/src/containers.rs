@@ -94,12 +94,21 @@ pub struct ComposeCluster {
     unreachable: BTreeMap<u64, Down>,
     probe: BooksDb,
     secret: String,
+    /// Where the nodes send their telemetry, as they reach it from their network; blank: none.
+    otlp_endpoint: String,
 }
 
 impl ComposeCluster {
     /// Starts the compose project `project` with the client ports `ports` (nodes 1..=3). With
-    /// `remove_volumes`, its data goes when it is dropped.
-    pub fn start(project: &str, ports: [u16; 3], secret_file: PathBuf, remove_volumes: bool) -> Result<Self> {
+    /// `remove_volumes`, its data goes when it is dropped. The nodes send their telemetry to
+    /// `otlp_endpoint`, which must be reachable from their network.
+    pub fn start(
+        project: &str,
+        ports: [u16; 3],
+        secret_file: PathBuf,
+        remove_volumes: bool,
+        otlp_endpoint: Option<&str>,
+    ) -> Result<Self> {
         check_docker()?;
         let secret = raft_local_cluster::read_or_create_secret(&secret_file)
             .with_context(|| format!("the cluster secret {}", secret_file.display()))?;
@@ -119,6 +128,7 @@ impl ComposeCluster {
             unreachable: BTreeMap::new(),
             probe: BooksDb::with_options(urls, probe_options)?,
             secret,
+            otlp_endpoint: otlp_endpoint.unwrap_or_default().to_string(),
         };
         // From here on, Drop takes the project down, also when starting fails half-way.
         cluster.compose_run(&["up", "-d", "--no-build"], "docker compose up")?;
@@ -136,6 +146,8 @@ impl ComposeCluster {
         let mut command = compose();
         command.arg("--project-name").arg(&self.project).arg("--file").arg(compose_file()).args(args);
         command.env("BOOKS_DB_SECRET_FILE", &self.secret_file);
+        // Given to every command: compose would recreate the nodes where it differed.
+        command.env("BOOKS_DB_OTLP_ENDPOINT", &self.otlp_endpoint);
         for (id, port) in &self.ports {
             command.env(format!("BOOKS_DB_PORT_{id}"), port.to_string());
         }

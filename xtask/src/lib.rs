@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod books_db;
+pub mod bridge;
 pub mod collector;
 pub mod containers;
 pub mod data_dir;

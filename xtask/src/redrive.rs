@@ -38,7 +38,9 @@ pub fn run(options: Redrive) -> Result<()> {
 /// Moves every message that is in `from` to `to`; answers how many. All are taken first (held
 /// invisible), then each is sent before it is deleted: a message that comes straight back to
 /// `from` (the executor dead-letters it again) is not moved twice, and a failure half-way
-/// duplicates a message at worst (the executors apply an order once).
+/// duplicates a message at worst (the executors apply an order once). A message keeps its
+/// attributes, so a redriven order goes on in its own trace, but not the reason it was
+/// dead-lettered, which was about the delivery before.
 pub async fn redrive(sqs: &aws_sdk_sqs::Client, from: &str, to: &str) -> Result<usize> {
     let mut taken = Vec::new();
     loop {
@@ -46,6 +48,7 @@ pub async fn redrive(sqs: &aws_sdk_sqs::Client, from: &str, to: &str) -> Result<
             .receive_message()
             .queue_url(from)
             .max_number_of_messages(10)
+            .message_attribute_names("All")
             .visibility_timeout(HOLD_SECONDS)
             .send()
             .await
@@ -56,9 +59,12 @@ pub async fn redrive(sqs: &aws_sdk_sqs::Client, from: &str, to: &str) -> Result<
         taken.extend(received.messages.unwrap_or_default());
     }
     for message in &taken {
+        let mut attributes = message.message_attributes.clone().unwrap_or_default();
+        attributes.remove(bookstore_aws::DEAD_LETTER_REASON);
         sqs.send_message()
             .queue_url(to)
             .message_body(message.body().unwrap_or_default())
+            .set_message_attributes(Some(attributes).filter(|a| !a.is_empty()))
             .send()
             .await
             .map_err(|e| sqs_error("sending", e))?;

@@ -156,7 +156,7 @@ impl Stack {
         let resources = crate::emulator::create_resources(&template, &aws_endpoint, &mut resolver).await?;
 
         let collector = Arc::new(Collector::default());
-        let (collector_url, collector_task) = serve_collector(collector.clone()).await?;
+        let (collector_url, collector_task) = crate::collector::serve(collector.clone()).await?;
         // Prometheus reads the stack's own collector: with telemetry sent elsewhere it would be empty.
         let prometheus_binary = crate::prometheus::binary().filter(|_| options.telemetry == TelemetryTarget::Collector);
         let prometheus_url = match prometheus_binary {
@@ -204,13 +204,11 @@ impl Stack {
         resolver.refs.insert("LambdaEndpointUrl".into(), watch_url.clone());
         resolver.refs.insert("OtlpEndpoint".into(), otlp_endpoint.clone().unwrap_or_default());
         let mut function_env = functions::environment(&functions, &resolver)?;
+        // `sam local`'s functions reach the collector, as every other service, through a relay on
+        // the Docker bridge; each of its containers lives for one invocation, so they keep the
+        // default, a flush at the end of each.
         let sam_local = match options.sam_local {
-            true => {
-                // Not from `sam local`'s containers, which cannot reach this machine's loopback.
-                let mut env = function_env.clone();
-                env.insert(OTLP_ENDPOINT_VARIABLE.into(), String::new());
-                Some(SamLocal::start(&env, &data_dir.path.join("sam-env.json")).await?)
-            }
+            true => Some(SamLocal::start(&function_env, &data_dir.path.join("sam-env.json")).await?),
             false => None,
         };
         // The functions under `cargo lambda watch` are never frozen between invocations: their
@@ -396,21 +394,6 @@ async fn serve_gateway(
         }
     });
     Ok((url, task))
-}
-
-/// The functions' variable for where telemetry goes (the template's `OtlpEndpoint`).
-const OTLP_ENDPOINT_VARIABLE: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-
-/// Serves the telemetry collector on a free port; its URL and task.
-async fn serve_collector(collector: Arc<Collector>) -> Result<(String, AbortOnDropHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr(0)?).await.context("binding the telemetry collector")?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, crate::collector::routes(collector)).await {
-            eprintln!("telemetry collector stopped: {e}");
-        }
-    });
-    Ok((url, AbortOnDropHandle::new(task)))
 }
 
 /// 127.0.0.1:`port`, or a free port for 0.

@@ -1,7 +1,7 @@
 //! The books database as three raft-node containers (raft-cluster/compose.yaml) on this
 //! machine's Docker engine, from the image `cargo xtask images` builds here: replication across
-//! containers, a killed leader, a cut-off minority, the cluster secret, and a short nemesis run
-//! checked for linearizability. Without a Docker engine these tests fail and say so.
+//! containers, a killed leader, a cut-off minority, the cluster secret, a short nemesis run
+//! checked for linearizability, and the nodes' telemetry reaching a collector on this machine. Without a Docker engine these tests fail and say so.
 
 // A test fails by panicking: its helpers unwrap too, not only its #[test] functions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use books_db_client::{ClientOptions, Error};
 use serde_json::json;
 use xtask::books_db::{BooksDbCluster, BooksDbMode, BooksDbNodes, NodeFault};
+use xtask::collector::Collector;
 use xtask::containers::{ComposeCluster, check_docker, free_ports, unique_project};
 use xtask::nemesis::{self, Nemesis};
 
@@ -30,7 +31,7 @@ async fn one_cluster_at_a_time() -> tokio::sync::MutexGuard<'static, bool> {
 }
 
 fn start(dir: &tempfile::TempDir) -> ComposeCluster {
-    ComposeCluster::start(&unique_project("test"), free_ports().unwrap(), dir.path().join("secret"), true)
+    ComposeCluster::start(&unique_project("test"), free_ports().unwrap(), dir.path().join("secret"), true, None)
         .expect("compose up")
 }
 
@@ -134,7 +135,10 @@ async fn a_short_nemesis_run_is_linearizable_and_loses_no_write() {
 async fn the_embedded_defaults_container_books_db_keeps_its_data_across_restarts() {
     let _one = one_cluster_at_a_time().await;
     let data = tempfile::tempdir().unwrap();
-    let start = || BooksDbCluster::start(BooksDbMode::Containers, 0, data.path(), false, None);
+    // The nodes send their telemetry from their network to a collector on this machine's loopback.
+    let collector = std::sync::Arc::new(Collector::default());
+    let (collector_url, _collector_task) = xtask::collector::serve(collector.clone()).await.unwrap();
+    let start = || BooksDbCluster::start(BooksDbMode::Containers, 0, data.path(), false, Some(&collector_url));
     let first = start().await.expect("the container books database starts");
     let version = first.client().unwrap().set("kept", json!("across restarts")).await.unwrap();
     drop(first);
@@ -148,6 +152,20 @@ async fn the_embedded_defaults_container_books_db_keeps_its_data_across_restarts
         .await;
     let entry = second.client().unwrap().get("kept").await.unwrap().expect("the value is still there");
     assert_eq!((entry.value, entry.version), (json!("across restarts"), version));
+
+    // Every node's Raft gauges reached the collector, through the relay on the Docker bridge.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = collector.prometheus_text();
+        let has_term = |id: u64| {
+            text.lines().any(|line| line.starts_with("raft_term{") && line.contains(&format!("node_id=\"{id}\"")))
+        };
+        if (1..=3).all(has_term) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not every node's term reached the collector:\n{text}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     // The fault controls' partition: the leader cut off the network, the others elect another;
     // healed, it follows again.

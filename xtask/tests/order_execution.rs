@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::QueueAttributeName;
+use aws_sdk_sqs::types::{Message, MessageAttributeValue, QueueAttributeName};
 
 use bookstore_aws::DEAD_LETTER_REASON;
 use bookstore_domain::order::OrderStatus;
@@ -20,6 +20,9 @@ use xtask::stack::{AwsEmulator, Stack, StackOptions};
 
 mod common;
 use common::{Client, order};
+
+/// The trace the bad messages are sent in (W3C `traceparent`).
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_commit_exactly_once_on_ministack() {
@@ -46,9 +49,17 @@ async fn orders_commit_exactly_once_through_executor_failures_and_a_lost_leader(
     let mut client = Client::new(stack);
 
     // Sent first: they take several deliveries to settle, while the scenarios after them run.
+    // They carry a trace, as the checkout's messages do.
     let (_, sqs) = emulator_clients(&client.stack.aws_endpoint);
+    let trace = MessageAttributeValue::builder().data_type("String").string_value(TRACEPARENT).build().unwrap();
     for body in ["not an order", r#"{"orderId":"no-such-order"}"#] {
-        sqs.send_message().queue_url(&client.stack.resources["OrderQueue"]).message_body(body).send().await.unwrap();
+        sqs.send_message()
+            .queue_url(&client.stack.resources["OrderQueue"])
+            .message_body(body)
+            .message_attributes("traceparent", trace.clone())
+            .send()
+            .await
+            .unwrap();
     }
     the_last_copies_go_to_exactly_as_many_orders(&client).await;
     stock_is_conserved_when_the_books_database_loses_its_leader(&mut client).await;
@@ -96,8 +107,11 @@ async fn bad_messages_end_in_the_dead_letter_queue_or_are_dropped_and_can_be_red
         .unwrap();
     let message = &held.messages()[0];
     assert_eq!(message.body(), Some("not an order"));
-    let reason = message.message_attributes().and_then(|a| a.get(DEAD_LETTER_REASON)).and_then(|v| v.string_value());
-    assert_eq!(reason, Some("not an order"), "{message:?}");
+    let attribute = |message: &Message, name: &str| {
+        message.message_attributes().and_then(|a| a.get(name)).and_then(|v| v.string_value()).map(str::to_string)
+    };
+    assert_eq!(attribute(message, DEAD_LETTER_REASON).as_deref(), Some("not an order"), "{message:?}");
+    assert_eq!(attribute(message, "traceparent").as_deref(), Some(TRACEPARENT), "the copy keeps the trace");
     let receipt = message.receipt_handle().unwrap();
     sqs.change_message_visibility()
         .queue_url(dead_letters)
@@ -112,12 +126,21 @@ async fn bad_messages_end_in_the_dead_letter_queue_or_are_dropped_and_can_be_red
     let deadline = Instant::now() + Duration::from_secs(60);
     let again = loop {
         assert!(Instant::now() < deadline, "the redriven message did not come back");
-        let received = sqs.receive_message().queue_url(dead_letters).wait_time_seconds(1).send().await.unwrap();
+        let received = sqs
+            .receive_message()
+            .queue_url(dead_letters)
+            .message_attribute_names("All")
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
         if let Some(message) = received.messages().first() {
             break message.clone();
         }
     };
     assert_eq!(again.body(), Some("not an order"));
+    // Redriven with its trace, and dead-lettered again in it.
+    assert_eq!(attribute(&again, "traceparent").as_deref(), Some(TRACEPARENT), "{again:?}");
     assert_eq!(count(dead_letters).await, 1, "once");
 }
 

@@ -2,7 +2,7 @@
 //! on the Lambda base image that `cargo xtask images` builds (nothing is pulled), against an
 //! embedded default started here: the functions run in the SAM CLI's containers and reach its
 //! emulator, its `cargo lambda watch` and its books database through the relays of
-//! `xtask::sam_local`.
+//! `xtask::sam_local`, and send their spans to its collector the same way.
 //!
 //! Needs a Docker engine and Debian's busybox-static (`.ci/run` installs it).
 
@@ -108,6 +108,18 @@ async fn sam_local_runs_every_function_against_the_embedded_default() {
     let (status, checkout) = http_answer("checkout", &answer);
     assert_eq!((status, &checkout["status"]), (200, &json!("Order Approved")), "{checkout}");
     let order_id = checkout["orderId"].as_str().expect("an order id").to_string();
+    // Its telemetry reached the stack's collector from the container, through the relay: the
+    // checkout's span of that order can only come from `sam local`'s invocation.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !stack
+        .collector
+        .traces_with("order_id", &order_id)
+        .iter()
+        .any(|span| span.service == "checkout" && span.name == "checkout")
+    {
+        assert!(Instant::now() < deadline, "no checkout span of {order_id} from sam local");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // The orders function finds that order: its event, asking for it.
     let mut orders_event: Value =

@@ -96,7 +96,7 @@ pub async fn run(options: RaftBench) -> Result<()> {
         let secret_dir = tempfile::tempdir()?;
         let project = crate::containers::unique_project("bench");
         let ports = crate::containers::free_ports()?;
-        let ours = ComposeCluster::start(&project, ports, secret_dir.path().join("s"), true)?;
+        let ours = ComposeCluster::start(&project, ports, secret_dir.path().join("s"), true, None)?;
         let etcd = EtcdCluster::start_containers(3, &ours.network())?;
         (BooksDbCluster::from_nodes(BooksDbNodes::Containers(ours)), etcd, Some(secret_dir))
     } else {

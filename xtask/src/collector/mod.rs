@@ -10,6 +10,7 @@ mod traces;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use anyhow::Context;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -21,6 +22,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceReq
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use serde::Deserialize;
+use tokio_util::task::AbortOnDropHandle;
 
 pub use metrics::MetricStore;
 pub use traces::{SpanEvent, SpanRecord, SpanStore};
@@ -47,6 +49,18 @@ impl Collector {
     pub fn traces_with(&self, attribute: &str, value: &str) -> Vec<SpanRecord> {
         self.spans.lock().unwrap_or_else(PoisonError::into_inner).traces_with(attribute, value)
     }
+}
+
+/// Serves `collector` on a free port of 127.0.0.1; its URL and task.
+pub async fn serve(collector: Arc<Collector>) -> anyhow::Result<(String, AbortOnDropHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.context("binding the telemetry collector")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, routes(collector)).await {
+            eprintln!("telemetry collector stopped: {e}");
+        }
+    });
+    Ok((url, AbortOnDropHandle::new(task)))
 }
 
 /// The collector's routes: OTLP/HTTP in (`/v1/traces`, `/v1/metrics`), `/metrics` and `/traces` out.

@@ -119,6 +119,7 @@ pub async fn run_once(options: &Nemesis, seed: u64) -> Result<RunReport> {
         crate::containers::free_ports()?,
         secret_dir.path().join("cluster-secret"),
         true,
+        None,
     )?;
     cluster.wait_for_leader(Duration::from_secs(60)).await?;
 
