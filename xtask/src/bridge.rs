@@ -15,6 +15,8 @@ use tokio_util::task::AbortOnDropHandle;
 
 /// Where the embedded default's services listen, as URLs name them.
 const LOOPBACK_URL: &str = "http://127.0.0.1:";
+/// The same, as a user may give it (`--otlp-endpoint http://localhost:4318`).
+const LOCALHOST_URL: &str = "http://localhost:";
 
 /// The relays made so far; dropping them stops them.
 pub struct BridgeRelays {
@@ -29,9 +31,10 @@ impl BridgeRelays {
         Ok(Self { bridge: bridge_gateway()?, relayed: BTreeMap::new(), tasks: Vec::new() })
     }
 
-    /// `value` (a URL or a comma-separated list) with each `http://127.0.0.1:PORT` replaced by
-    /// a relay on the bridge, made on first use of its port.
+    /// `value` (a URL or a comma-separated list) with each `http://127.0.0.1:PORT` (or
+    /// `http://localhost:PORT`) replaced by a relay on the bridge, made on first use of its port.
     pub async fn rewrite(&mut self, value: &str) -> Result<String> {
+        let value = &value.replace(LOCALHOST_URL, LOOPBACK_URL);
         for port in loopback_ports(value) {
             if let std::collections::btree_map::Entry::Vacant(entry) = self.relayed.entry(port) {
                 let (address, task) = relay(self.bridge, SocketAddr::from(([127, 0, 0, 1], port))).await?;
@@ -132,6 +135,21 @@ mod tests {
             "http://172.17.0.1:40001,http://127.0.0.1:7002/x,https://example.org:7003"
         );
         assert_eq!(rewrite("OrdersTable", &relayed), "OrdersTable");
+    }
+
+    /// Needs a Docker engine, as `sam local` and the containers do.
+    #[tokio::test]
+    async fn a_relay_on_the_bridge_reaches_a_service_on_loopback_by_either_name() {
+        let service = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = service.local_addr().unwrap().port();
+        let mut relays = BridgeRelays::new().expect("a Docker engine's bridge");
+        let by_ip = relays.rewrite(&format!("http://127.0.0.1:{port}/v1")).await.unwrap();
+        let by_name = relays.rewrite(&format!("http://localhost:{port}/v1")).await.unwrap();
+        assert_eq!(by_ip, by_name, "one relay for both names");
+        let relayed = by_ip.trim_start_matches("http://").trim_end_matches("/v1");
+        assert!(relayed.starts_with(&relays.bridge.to_string()), "{relayed}");
+        let _client = TcpStream::connect(relayed).await.expect("the relay listens on the bridge");
+        service.accept().await.expect("and connects through to the service");
     }
 
     #[test]
