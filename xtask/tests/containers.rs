@@ -1,7 +1,8 @@
 //! The books database as three raft-node containers (raft-cluster/compose.yaml) on this
 //! machine's Docker engine, from the image `cargo xtask images` builds here: replication across
 //! containers, a killed leader, a cut-off minority, the cluster secret, a short nemesis run
-//! checked for linearizability, and the nodes' telemetry reaching a collector on this machine. Without a Docker engine these tests fail and say so.
+//! checked for linearizability, and the nodes' telemetry reaching a collector on this machine.
+//! Without a Docker engine these tests fail and say so.
 
 // A test fails by panicking: its helpers unwrap too, not only its #[test] functions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
